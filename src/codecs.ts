@@ -1,0 +1,59 @@
+import type { types as ms } from 'mediasoup';
+import { UnsupportedCodecError } from './errors.js';
+
+/** Video codecs the relay ingests and the re-encoder can produce. */
+export type VideoCodecName = 'VP8' | 'H264';
+/** Audio codecs the relay ingests. */
+export type AudioCodecName = 'opus';
+export type CodecName = VideoCodecName | AudioCodecName;
+
+export const VIDEO_CODECS: readonly VideoCodecName[] = ['VP8', 'H264'];
+export const AUDIO_CODECS: readonly AudioCodecName[] = ['opus'];
+
+/** H264 constrained baseline, packetization-mode 1: what every browser decodes. */
+export const H264_PARAMETERS = {
+	'packetization-mode': 1,
+	'profile-level-id': '42e01f',
+	'level-asymmetry-allowed': 1,
+} as const;
+
+export function mimeTypeOf(codec: CodecName): string {
+	return codec === 'opus' ? 'audio/opus' : `video/${codec}`;
+}
+
+/** Maps a mime type ("video/vp8", "VP8", "audio/OPUS") to a supported codec name, or throws. */
+export function codecFromMimeType(mimeType: string): CodecName {
+	const name = mimeType.includes('/') ? mimeType.split('/')[1]! : mimeType;
+	switch (name.toLowerCase()) {
+		case 'vp8':
+			return 'VP8';
+		case 'h264':
+			return 'H264';
+		case 'opus':
+			return 'opus';
+		default:
+			throw new UnsupportedCodecError(
+				`codec "${mimeType}" is not supported; send VP8 or H264 video and Opus audio`,
+			);
+	}
+}
+
+export function kindOf(codec: CodecName): ms.MediaKind {
+	return codec === 'opus' ? 'audio' : 'video';
+}
+
+/** A router codec, optionally pinned to a payload type (so consumers send with the viewer's PT). */
+export function routerCodec(codec: CodecName, preferredPayloadType?: number): ms.RtpCodecCapability {
+	const base: ms.RtpCodecCapability =
+		codec === 'opus'
+			? { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 }
+			: codec === 'VP8'
+				? { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 }
+				: { kind: 'video', mimeType: 'video/H264', clockRate: 90000, parameters: { ...H264_PARAMETERS } };
+	return preferredPayloadType === undefined ? base : { ...base, preferredPayloadType };
+}
+
+/** Codecs of the ingest router: everything the relay accepts from a broadcaster. */
+export function ingestRouterCodecs(): ms.RtpCodecCapability[] {
+	return [routerCodec('opus'), routerCodec('VP8'), routerCodec('H264')];
+}

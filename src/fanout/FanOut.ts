@@ -1,0 +1,229 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import type { types as ms } from 'mediasoup';
+import { routerCodec, type CodecName } from '../codecs.js';
+import { CapacityExceededError, ClosedError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { WorkerLoad } from '../workers/WorkerLoad.js';
+import type { WorkerPool } from '../workers/WorkerPool.js';
+import { payloadProfileKey, placeViewer, type PlacementBudget } from './placement.js';
+
+/** A producer viewers consume: the re-encoded one (relay mode) or the broadcaster's (baseline mode). */
+export interface PublishedTrack {
+	kind: ms.MediaKind;
+	codec: CodecName;
+	producer: ms.Producer;
+	/** The router the producer lives on; pipes start there. */
+	router: ms.Router;
+}
+
+export interface FanOutOptions {
+	broadcastId: string;
+	pool: WorkerPool;
+	load: WorkerLoad;
+	budget: PlacementBudget;
+	logger: Logger;
+}
+
+/** A viewer-facing router: lives on one worker, made with one viewer payload-type profile. */
+export interface ViewerRouter {
+	readonly id: string;
+	readonly slot: number;
+	readonly profile: string;
+	readonly payloadTypes: Readonly<Partial<Record<CodecName, number>>>;
+	/** Consumers placed on it (reserved before they exist, so concurrent joins never overfill). */
+	consumers: number;
+	/** Times a producer was piped into this router; one per published track. */
+	pipesCreated: number;
+	readonly router: Promise<ms.Router>;
+}
+
+/** Where a viewer was placed. Give it back with FanOut.release(). */
+export interface ViewerPlacement {
+	routerId: string;
+	workerIndex: number;
+	workerPid: number;
+	consumers: number;
+}
+
+export interface RouterInfo {
+	id: string;
+	workerIndex: number;
+	consumers: number;
+	pipes: number;
+	profile: string;
+}
+
+export interface FanOutEvents {
+	/** Viewer routers that were on a worker that died. */
+	routerslost: [{ workerIndex: number; routerIds: string[] }];
+}
+
+interface RouterEntry extends ViewerRouter {
+	pipes: Map<string, Promise<ms.Producer>>;
+	generation: number;
+}
+
+/**
+ * Spreads viewers over viewer-facing routers on every worker and pipes the
+ * published tracks into each router the first time a viewer there needs them
+ * (router.pipeToRouter), exactly once per router and track.
+ */
+export class FanOut extends EventEmitter<FanOutEvents> {
+	readonly #options: FanOutOptions;
+	readonly #logger: Logger;
+	readonly #routers = new Map<string, RouterEntry>();
+	#tracks: PublishedTrack[] = [];
+	#closed = false;
+	readonly #onWorkerDied: (event: { index: number }) => void;
+
+	constructor(options: FanOutOptions) {
+		super();
+		this.#options = options;
+		this.#logger = options.logger.child({ module: 'FanOut', broadcastId: options.broadcastId });
+		this.#onWorkerDied = ({ index }) => this.#dropSlot(index);
+		options.pool.on('workerdied', this.#onWorkerDied);
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	get tracks(): readonly PublishedTrack[] {
+		return this.#tracks;
+	}
+
+	/** Sets what viewers consume. Routers already holding pipes of other producers are closed. */
+	setTracks(tracks: PublishedTrack[]): void {
+		this.#tracks = tracks;
+		for (const entry of this.#routers.values()) {
+			for (const producerId of entry.pipes.keys()) {
+				if (!tracks.some((t) => t.producer.id === producerId)) entry.pipes.delete(producerId);
+			}
+		}
+	}
+
+	track(kind: ms.MediaKind): PublishedTrack | undefined {
+		return this.#tracks.find((t) => t.kind === kind);
+	}
+
+	/**
+	 * Places a viewer that needs `consumers` consumers and receives with the given
+	 * payload types per codec. Throws CapacityExceededError when every worker is full.
+	 */
+	assign(payloadTypes: Partial<Record<CodecName, number>>, consumers: number): ViewerPlacement & { entry: ViewerRouter; worker: ms.Worker } {
+		if (this.#closed) throw new ClosedError('fan-out');
+		const { pool, load, budget } = this.#options;
+		const profile = payloadProfileKey(
+			Object.fromEntries(this.#tracks.map((t) => [t.codec, payloadTypes[t.codec] ?? 'any'])),
+		);
+		const decision = placeViewer(
+			pool.slots.map((s) => ({ slot: s.index, alive: !s.worker.died && !s.worker.closed, consumers: load.consumers(s.index) })),
+			[...this.#routers.values()].map((r) => ({ id: r.id, slot: r.slot, consumers: r.consumers, profile: r.profile })),
+			budget,
+			{ consumers, profile },
+		);
+		if (decision.kind === 'full') {
+			throw new CapacityExceededError(
+				`no worker has room for ${consumers} more consumers (budget ${budget.consumersPerWorker} per worker, ${budget.consumersPerRouter} per router); add workers or hosts, or raise the budget`,
+			);
+		}
+		const entry = decision.kind === 'existing' ? this.#routers.get(decision.routerId)! : this.#openRouter(decision.slot, profile, payloadTypes);
+		entry.consumers += consumers;
+		load.add(entry.slot, consumers);
+		const worker = pool.slot(entry.slot).worker;
+		return { routerId: entry.id, workerIndex: entry.slot, workerPid: worker.pid, consumers, entry, worker };
+	}
+
+	/** Gives back a placement's capacity. Safe after the router is gone. */
+	release(placement: ViewerPlacement): void {
+		const entry = this.#routers.get(placement.routerId);
+		if (!entry) return;
+		entry.consumers = Math.max(0, entry.consumers - placement.consumers);
+		this.#options.load.add(entry.slot, -placement.consumers);
+	}
+
+	#openRouter(slot: number, profile: string, payloadTypes: Partial<Record<CodecName, number>>): RouterEntry {
+		const { pool } = this.#options;
+		const { worker, generation } = pool.slot(slot);
+		// Codecs pinned to the viewer's payload types; a track without one takes the router's default.
+		const mediaCodecs = this.#tracks.map((t) => routerCodec(t.codec, payloadTypes[t.codec]));
+		const id = randomUUID();
+		const router = worker.createRouter({ mediaCodecs, appData: { broadcastId: this.#options.broadcastId, viewerRouter: id } });
+		const entry: RouterEntry = {
+			id,
+			slot,
+			generation,
+			profile,
+			payloadTypes,
+			consumers: 0,
+			pipesCreated: 0,
+			router,
+			pipes: new Map(),
+		};
+		this.#routers.set(id, entry);
+		router.then(
+			(r) => {
+				r.observer.once('close', () => {
+					if (this.#routers.get(id) === entry) this.#routers.delete(id);
+				});
+				if (this.#closed) r.close();
+			},
+			(error: unknown) => {
+				this.#logger.error({ err: error, slot }, 'could not create viewer router');
+				this.#routers.delete(id);
+			},
+		);
+		this.#logger.debug({ routerId: id, slot, profile }, 'viewer router opened');
+		return entry;
+	}
+
+	/** The producer viewers on `entry` consume for `track`: piped into that router once, on first use. */
+	async pipedProducer(entry: ViewerRouter, track: PublishedTrack): Promise<ms.Producer> {
+		const own = this.#routers.get(entry.id);
+		if (!own) throw new ClosedError(`viewer router ${entry.id}`);
+		let piped = own.pipes.get(track.producer.id);
+		if (!piped) {
+			own.pipesCreated += 1;
+			piped = own.router.then(async (router) => {
+				const { pipeProducer } = await track.router.pipeToRouter({ producerId: track.producer.id, router });
+				return pipeProducer!;
+			});
+			own.pipes.set(track.producer.id, piped);
+			piped.catch(() => own.pipes.delete(track.producer.id));
+		}
+		return piped;
+	}
+
+	routers(): RouterInfo[] {
+		return [...this.#routers.values()].map((r) => ({
+			id: r.id,
+			workerIndex: r.slot,
+			consumers: r.consumers,
+			pipes: r.pipesCreated,
+			profile: r.profile,
+		}));
+	}
+
+	#dropSlot(slot: number): void {
+		const lost = [...this.#routers.values()].filter((r) => r.slot === slot);
+		for (const entry of lost) this.#routers.delete(entry.id);
+		if (lost.length > 0) {
+			this.#logger.warn({ workerIndex: slot, routers: lost.length }, 'viewer routers lost with their worker');
+			this.emit('routerslost', { workerIndex: slot, routerIds: lost.map((r) => r.id) });
+		}
+	}
+
+	/** Closes every viewer router (and so their pipes, transports and consumers). Idempotent. */
+	close(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#options.pool.off('workerdied', this.#onWorkerDied);
+		for (const entry of this.#routers.values()) {
+			this.#options.load.add(entry.slot, -entry.consumers);
+			void entry.router.then((r) => r.close(), () => undefined);
+		}
+		this.#routers.clear();
+		this.removeAllListeners();
+	}
+}

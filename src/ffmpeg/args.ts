@@ -1,0 +1,182 @@
+/**
+ * Typed builders for FFmpeg command lines. Every argument the relay passes to
+ * FFmpeg is produced here, so the flags that decide latency and keyframe
+ * placement are in one place and covered by unit tests.
+ */
+import type { VideoCodecName } from '../codecs.js';
+
+export interface RtpOutputTarget {
+	/** Where the mediasoup PlainTransport listens for RTP. */
+	host: string;
+	rtpPort: number;
+	rtcpPort: number;
+	/**
+	 * FFmpeg's own source ports. Pinned so that a restarted FFmpeg sends from the
+	 * same address and the comedia PlainTransport keeps accepting it.
+	 */
+	localRtpPort: number;
+	localRtcpPort: number;
+	ssrc: number;
+	payloadType: number;
+}
+
+export interface VideoEncoding {
+	codec: VideoCodecName;
+	width: number;
+	height: number;
+	fps: number;
+	bitrateKbps: number;
+	/** Seconds between keyframes; every keyframe is at a fixed distance. */
+	keyframeIntervalSeconds: number;
+	/** libx264/libvpx threads. */
+	threads: number;
+}
+
+export interface AudioEncoding {
+	bitrateKbps: number;
+}
+
+/** Common input side: an SDP on stdin describing RTP that mediasoup sends to FFmpeg. */
+function sdpInputArgs(): string[] {
+	return [
+		'-hide_banner',
+		'-nostdin',
+		'-loglevel', 'level+info',
+		'-nostats',
+		'-progress', 'pipe:3',
+		'-stats_period', '1',
+		'-protocol_whitelist', 'pipe,udp,rtp',
+		// Decode what arrives now; do not wait to smooth jitter on a loopback link.
+		'-fflags', '+nobuffer+genpts+discardcorrupt',
+		'-flags', 'low_delay',
+		'-analyzeduration', '2000000',
+		'-probesize', '5000000',
+		'-reorder_queue_size', '64',
+		'-f', 'sdp',
+		'-i', 'pipe:0',
+	];
+}
+
+export function rtpOutputUrl(target: RtpOutputTarget): string {
+	const query = new URLSearchParams({
+		rtcpport: String(target.rtcpPort),
+		localrtpport: String(target.localRtpPort),
+		localrtcpport: String(target.localRtcpPort),
+		pkt_size: '1200',
+	});
+	return `rtp://${target.host}:${target.rtpPort}?${query.toString()}`;
+}
+
+function rtpOutputArgs(target: RtpOutputTarget): string[] {
+	return ['-f', 'rtp', '-ssrc', String(target.ssrc), '-payload_type', String(target.payloadType), rtpOutputUrl(target)];
+}
+
+/** Encoder flags that give a fixed GOP and no lookahead, for libvpx (VP8) or libx264 (H264). */
+export function videoEncoderArgs(video: VideoEncoding): string[] {
+	const gop = Math.max(1, Math.round(video.fps * video.keyframeIntervalSeconds));
+	const bitrate = `${video.bitrateKbps}k`;
+	const common = [
+		'-vf', `scale=${video.width}:${video.height}:force_original_aspect_ratio=decrease,pad=${video.width}:${video.height}:(ow-iw)/2:(oh-ih)/2,fps=${video.fps},format=yuv420p`,
+		'-g', String(gop),
+		'-keyint_min', String(gop),
+		// Keyframes at exact multiples of the interval, whatever the content does.
+		'-force_key_frames', `expr:gte(t,n_forced*${video.keyframeIntervalSeconds})`,
+		'-b:v', bitrate,
+		'-maxrate', bitrate,
+		'-bufsize', `${Math.max(1, Math.round(video.bitrateKbps / 2))}k`,
+		'-threads', String(video.threads),
+	];
+	if (video.codec === 'VP8') {
+		return [
+			'-c:v', 'libvpx',
+			'-deadline', 'realtime',
+			'-cpu-used', '8',
+			'-lag-in-frames', '0',
+			'-auto-alt-ref', '0',
+			'-error-resilient', '1',
+			'-static-thresh', '0',
+			...common,
+		];
+	}
+	return [
+		'-c:v', 'libx264',
+		'-preset', 'ultrafast',
+		'-tune', 'zerolatency',
+		'-profile:v', 'baseline',
+		'-level', '3.1',
+		'-bf', '0',
+		'-sc_threshold', '0',
+		'-x264-params', 'repeat-headers=1:aud=0',
+		...common,
+	];
+}
+
+/** FFmpeg reading one video RTP stream described by an SDP on stdin, re-encoding it to RTP. */
+export function videoReencoderArgs(video: VideoEncoding, output: RtpOutputTarget): string[] {
+	return [...sdpInputArgs(), '-map', '0:v:0', '-an', ...videoEncoderArgs(video), ...rtpOutputArgs(output)];
+}
+
+/** FFmpeg reading one Opus RTP stream described by an SDP on stdin, re-encoding it to Opus RTP. */
+export function audioReencoderArgs(audio: AudioEncoding, output: RtpOutputTarget): string[] {
+	return [
+		...sdpInputArgs(),
+		'-map', '0:a:0',
+		'-vn',
+		'-c:a', 'libopus',
+		'-application', 'lowdelay',
+		'-frame_duration', '20',
+		'-b:a', `${audio.bitrateKbps}k`,
+		'-ar', '48000',
+		'-ac', '2',
+		...rtpOutputArgs(output),
+	];
+}
+
+export interface TestSourceOptions {
+	video: VideoEncoding;
+	/** Where to send video; omit for audio only. */
+	videoTarget: Omit<RtpOutputTarget, 'localRtpPort' | 'localRtcpPort'> & Partial<RtpOutputTarget>;
+	/** Where to send Opus audio; omit for video only. */
+	audioTarget?: Omit<RtpOutputTarget, 'localRtpPort' | 'localRtcpPort'> & Partial<RtpOutputTarget>;
+	/** Stop after this many seconds; default: run until killed. */
+	durationSeconds?: number;
+}
+
+function looseRtpUrl(target: TestSourceOptions['videoTarget']): string {
+	const query = new URLSearchParams({ rtcpport: String(target.rtcpPort), pkt_size: '1200' });
+	if (target.localRtpPort) query.set('localrtpport', String(target.localRtpPort));
+	if (target.localRtcpPort) query.set('localrtcpport', String(target.localRtcpPort));
+	return `rtp://${target.host}:${target.rtpPort}?${query.toString()}`;
+}
+
+/**
+ * A synthetic broadcaster: FFmpeg's test pattern (with a running clock, so frames
+ * differ) and a tone, encoded in real time and sent as RTP. Used by the demo
+ * broadcast and the tests; it plays the part of a real encoder such as OBS.
+ */
+export function testSourceArgs(options: TestSourceOptions): string[] {
+	const { video } = options;
+	const duration = options.durationSeconds ? ['-t', String(options.durationSeconds)] : [];
+	const args = [
+		'-hide_banner', '-nostdin', '-loglevel', 'level+warning', '-nostats',
+		'-re', '-f', 'lavfi', '-i', `testsrc2=size=${video.width}x${video.height}:rate=${video.fps}`,
+	];
+	if (options.audioTarget) args.push('-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
+	args.push(
+		...duration,
+		'-map', '0:v:0',
+		...videoEncoderArgs(video),
+		'-f', 'rtp', '-ssrc', String(options.videoTarget.ssrc), '-payload_type', String(options.videoTarget.payloadType),
+		looseRtpUrl(options.videoTarget),
+	);
+	if (options.audioTarget) {
+		args.push(
+			...duration,
+			'-map', '1:a:0',
+			'-c:a', 'libopus', '-application', 'lowdelay', '-b:a', '64k', '-ar', '48000', '-ac', '2',
+			'-f', 'rtp', '-ssrc', String(options.audioTarget.ssrc), '-payload_type', String(options.audioTarget.payloadType),
+			looseRtpUrl(options.audioTarget),
+		);
+	}
+	return args;
+}

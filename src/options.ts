@@ -1,0 +1,105 @@
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { InvalidOptionError } from './errors.js';
+import type { Logger } from './logger.js';
+
+const port = z.number().int().min(1024).max(65535);
+
+const videoEncodingSchema = z.object({
+	/** Output codec of the re-encoder. Default "VP8". */
+	codec: z.enum(['VP8', 'H264']).default('VP8'),
+	/** Output width in pixels. Default 1280. */
+	width: z.number().int().min(16).max(7680).default(1280),
+	/** Output height in pixels. Default 720. */
+	height: z.number().int().min(16).max(4320).default(720),
+	/** Output frame rate. Default 30. */
+	fps: z.number().int().min(1).max(120).default(30),
+	/** Output bitrate in kbit/s. Default 1500. */
+	bitrateKbps: z.number().int().min(50).max(50_000).default(1500),
+	/** Seconds between the re-encoder's keyframes. Default 2. */
+	keyframeIntervalSeconds: z.number().min(0.1).max(60).default(2),
+	/** Encoder threads. Default 2. */
+	threads: z.number().int().min(1).max(64).default(2),
+});
+
+const audioSchema = z.object({
+	/** Re-encode Opus through FFmpeg instead of passing it through. Default false. */
+	reencode: z.boolean().default(false),
+	/** Bitrate of re-encoded Opus, kbit/s. Default 64. */
+	bitrateKbps: z.number().int().min(6).max(510).default(64),
+});
+
+export const broadcastOptionsSchema = z.object({
+	/** Broadcast id (URL-safe). Default: a random UUID. */
+	id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "-" or "_"').optional(),
+	/** "relay": viewers get the re-encoded stream; "baseline": the broadcaster's stream piped as is. Default "relay". */
+	mode: z.enum(['relay', 'baseline']).default('relay'),
+	video: videoEncodingSchema.prefault({}),
+	audio: audioSchema.prefault({}),
+});
+
+export const relayOptionsSchema = z
+	.object({
+		/** mediasoup workers, one CPU core each. Default: one per core. */
+		workers: z.number().int().min(1).max(256).default(() => availableParallelism()),
+		/** RTC (viewer and broadcaster) UDP/TCP ports of the workers. Default 40000-49999. */
+		rtcMinPort: port.default(40000),
+		rtcMaxPort: port.default(49999),
+		/** Local UDP ports for FFmpeg's sockets (two pairs per re-encoded track). Default 50000-50999. */
+		ffmpegMinPort: port.default(50000),
+		ffmpegMaxPort: port.default(50999),
+		/** FFmpeg binary; default: BROADCAST_RELAY_FFMPEG, then ffmpeg-static, then ffmpeg on PATH. */
+		ffmpegPath: z.string().min(1).optional(),
+		/** IP the viewer and broadcaster transports listen on. Default "127.0.0.1". */
+		listenIp: z.string().min(1).default('127.0.0.1'),
+		/** IP announced in ICE candidates when behind NAT. Default: listenIp. */
+		announcedIp: z.string().min(1).optional(),
+		/** Consumers a worker may carry (mediasoup's scalability notes: about 500). Default 500. */
+		consumersPerWorker: z.number().int().min(1).default(500),
+		/** Consumers one viewer router may carry. Default 500. */
+		consumersPerRouter: z.number().int().min(1).default(500),
+		/** mediasoup worker log level. Default "warn". */
+		workerLogLevel: z.enum(['debug', 'warn', 'error', 'none']).default('warn'),
+		/** First delay before restarting a dead FFmpeg, doubled per failure up to restartMaxMs. Default 250. */
+		restartInitialMs: z.number().int().min(0).default(250),
+		/** Longest delay between FFmpeg restarts. Default 5000. */
+		restartMaxMs: z.number().int().min(1).default(5000),
+		/** Starting send estimate of viewer transports, bit/s. Default 2000000. */
+		initialAvailableOutgoingBitrate: z.number().int().min(100_000).default(2_000_000),
+		/** Defaults for broadcasts created without their own. */
+		broadcastDefaults: broadcastOptionsSchema.omit({ id: true }).prefault({}),
+	})
+	.refine((o) => o.rtcMinPort < o.rtcMaxPort, { message: 'rtcMinPort must be below rtcMaxPort', path: ['rtcMinPort'] })
+	.refine((o) => o.ffmpegMinPort < o.ffmpegMaxPort, { message: 'ffmpegMinPort must be below ffmpegMaxPort', path: ['ffmpegMinPort'] })
+	.refine((o) => o.ffmpegMaxPort < o.rtcMinPort || o.ffmpegMinPort > o.rtcMaxPort, {
+		message: 'the FFmpeg port range must not overlap the RTC port range',
+		path: ['ffmpegMinPort'],
+	});
+
+export type RelayOptionsInput = z.input<typeof relayOptionsSchema> & { logger?: Logger };
+export type RelayOptions = z.output<typeof relayOptionsSchema>;
+export type BroadcastOptionsInput = z.input<typeof broadcastOptionsSchema>;
+export type BroadcastOptions = z.output<typeof broadcastOptionsSchema>;
+
+function formatIssues(error: z.ZodError): string {
+	return error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
+}
+
+/** Resolves every default and validates, once. Throws InvalidOptionError naming each bad option. */
+export function resolveRelayOptions(input: Omit<RelayOptionsInput, 'logger'> = {}): RelayOptions {
+	const parsed = relayOptionsSchema.safeParse(input);
+	if (!parsed.success) throw new InvalidOptionError(`invalid relay options: ${formatIssues(parsed.error)}`);
+	return parsed.data;
+}
+
+export function resolveBroadcastOptions(input: BroadcastOptionsInput, defaults: RelayOptions['broadcastDefaults']): BroadcastOptions {
+	const merged = {
+		...defaults,
+		...input,
+		video: { ...defaults.video, ...(input.video ?? {}) },
+		audio: { ...defaults.audio, ...(input.audio ?? {}) },
+	};
+	const parsed = broadcastOptionsSchema.safeParse(merged);
+	if (!parsed.success) throw new InvalidOptionError(`invalid broadcast options: ${formatIssues(parsed.error)}`);
+	return parsed.data;
+}

@@ -1,0 +1,264 @@
+import { EventEmitter } from 'node:events';
+import { randomInt } from 'node:crypto';
+import type { types as ms } from 'mediasoup';
+import { routerCodec, type CodecName } from '../codecs.js';
+import { ProducerClosedError } from '../errors.js';
+import { audioReencoderArgs, videoReencoderArgs, type AudioEncoding, type VideoEncoding } from '../ffmpeg/args.js';
+import { FfmpegProcess, type FfmpegProgress } from '../ffmpeg/FfmpegProcess.js';
+import { ffmpegInputSdp } from '../ffmpeg/inputSdp.js';
+import type { Logger } from '../logger.js';
+import type { PortPair, PortPool } from '../ports/PortPool.js';
+import { waitForUdpBind } from '../ports/waitForUdpBind.js';
+
+const LOOPBACK = '127.0.0.1';
+
+export interface TrackReencoderOptions {
+	/** The broadcaster's producer, on `sourceRouter`. */
+	source: ms.Producer;
+	sourceRouter: ms.Router;
+	/** Router the re-encoded producer is created on. */
+	encoderRouter: ms.Router;
+	ffmpegPath: string;
+	ports: PortPool;
+	/** Video encoding, for a video track. */
+	video?: VideoEncoding;
+	/** Audio encoding, for an audio track. */
+	audio?: AudioEncoding;
+	restartBackoff: { initialMs: number; maxMs: number };
+	logger: Logger;
+}
+
+export interface TrackReencoderStats {
+	kind: ms.MediaKind;
+	codec: CodecName;
+	running: boolean;
+	pid?: number;
+	restarts: number;
+	fps: number;
+	bitrateKbps: number;
+	speed: number;
+	framesEncoded: number;
+}
+
+export interface TrackReencoderEvents {
+	/** FFmpeg was restarted after dying; `attempt` counts restarts since the last healthy minute. */
+	restarted: [{ restarts: number; pid: number | undefined }];
+	/** The broadcaster's producer closed: the re-encoder has closed itself. */
+	sourceclosed: [];
+	progress: [FfmpegProgress];
+	'@close': [];
+}
+
+/**
+ * One track through FFmpeg: a paused PlainTransport consumer of the broadcaster's
+ * producer feeds FFmpeg, FFmpeg re-encodes with its own keyframes, and its RTP
+ * comes back on a comedia PlainTransport of the encoder router where it becomes
+ * the re-encoded producer. Keyframe requests of everyone downstream end at that
+ * producer; upstream sees only this consumer's.
+ *
+ * If FFmpeg dies it is restarted with backoff on the same ports, SSRC and
+ * producer, so downstream consumers are untouched.
+ */
+export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
+	readonly #options: TrackReencoderOptions;
+	readonly #logger: Logger;
+	readonly #abort = new AbortController();
+	readonly #ssrc = randomInt(1, 2 ** 31);
+	#inputPorts?: PortPair;
+	#outputPorts?: PortPair;
+	#consumerTransport?: ms.PlainTransport;
+	#consumer?: ms.Consumer;
+	#producerTransport?: ms.PlainTransport;
+	#producer?: ms.Producer;
+	#ffmpeg?: FfmpegProcess;
+	#restartLoop?: Promise<void>;
+	#restarts = 0;
+	#progress: FfmpegProgress = { frame: 0, fps: 0, bitrateKbps: 0, speed: 0, dropFrames: 0, dupFrames: 0 };
+	#closed = false;
+
+	private constructor(options: TrackReencoderOptions) {
+		super();
+		this.#options = options;
+		this.#logger = options.logger.child({ module: 'TrackReencoder', kind: options.source.kind });
+	}
+
+	/** Builds the pipeline and starts FFmpeg. On failure everything made so far is closed again. */
+	static async create(options: TrackReencoderOptions): Promise<TrackReencoder> {
+		const reencoder = new TrackReencoder(options);
+		try {
+			await reencoder.#start();
+		} catch (error) {
+			await reencoder.close();
+			throw error;
+		}
+		return reencoder;
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	/** The re-encoded producer on the encoder router. */
+	get producer(): ms.Producer {
+		return this.#producer!;
+	}
+
+	/** The consumer of the broadcaster's producer that feeds FFmpeg. */
+	get consumer(): ms.Consumer {
+		return this.#consumer!;
+	}
+
+	get ssrc(): number {
+		return this.#ssrc;
+	}
+
+	get pid(): number | undefined {
+		return this.#ffmpeg?.pid;
+	}
+
+	get stats(): TrackReencoderStats {
+		return {
+			kind: this.#options.source.kind,
+			codec: this.#outputCodec(),
+			running: Boolean(this.#ffmpeg && !this.#ffmpeg.closed),
+			pid: this.#ffmpeg?.closed ? undefined : this.#ffmpeg?.pid,
+			restarts: this.#restarts,
+			fps: this.#progress.fps,
+			bitrateKbps: this.#progress.bitrateKbps,
+			speed: this.#progress.speed,
+			framesEncoded: this.#progress.frame,
+		};
+	}
+
+	#outputCodec(): CodecName {
+		return this.#options.video ? this.#options.video.codec : 'opus';
+	}
+
+	async #start(): Promise<void> {
+		const { source, sourceRouter, encoderRouter, ports } = this.#options;
+		if (source.closed) throw new ProducerClosedError(`producer ${source.id} is closed; attach a live producer`);
+
+		this.#inputPorts = await ports.acquire();
+		this.#outputPorts = await ports.acquire();
+
+		this.#consumerTransport = await sourceRouter.createPlainTransport({ listenIp: LOOPBACK, rtcpMux: false, comedia: false });
+		try {
+			this.#consumer = await this.#consumerTransport.consume({
+				producerId: source.id,
+				rtpCapabilities: sourceRouter.rtpCapabilities,
+				paused: true,
+			});
+		} catch (error) {
+			if (source.closed) throw new ProducerClosedError(`producer ${source.id} closed while the re-encoder attached to it`);
+			throw error;
+		}
+		this.#consumer.on('producerclose', () => {
+			this.#logger.warn('broadcaster producer closed under the re-encoder');
+			void this.close().then(() => this.emit('sourceclosed'));
+		});
+
+		this.#producerTransport = await encoderRouter.createPlainTransport({ listenIp: LOOPBACK, rtcpMux: false, comedia: true });
+		const codec = routerCodec(this.#outputCodec());
+		const payloadType = source.kind === 'video' ? 96 : 111;
+		this.#producer = await this.#producerTransport.produce({
+			kind: source.kind,
+			rtpParameters: {
+				codecs: [
+					{
+						mimeType: codec.mimeType,
+						payloadType,
+						clockRate: codec.clockRate,
+						...(codec.channels ? { channels: codec.channels } : {}),
+						parameters: codec.parameters ?? {},
+						// PLI and FIR are accepted (and counted) here; FFmpeg ignores them because it keyframes on its own clock.
+						rtcpFeedback: source.kind === 'video' ? [{ type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }] : [],
+					},
+				],
+				encodings: [{ ssrc: this.#ssrc }],
+			},
+			appData: { reencoded: true },
+		});
+
+		await this.#consumerTransport.connect({ ip: LOOPBACK, port: this.#inputPorts.rtp, rtcpPort: this.#inputPorts.rtcp });
+		await this.#spawnFfmpeg();
+		await this.#consumer.resume();
+	}
+
+	#ffmpegArgs(): string[] {
+		const transport = this.#producerTransport!;
+		const target = {
+			host: LOOPBACK,
+			rtpPort: transport.tuple.localPort,
+			rtcpPort: transport.rtcpTuple?.localPort ?? transport.tuple.localPort,
+			localRtpPort: this.#outputPorts!.rtp,
+			localRtcpPort: this.#outputPorts!.rtcp,
+			ssrc: this.#ssrc,
+			payloadType: this.#producer!.rtpParameters.codecs[0]!.payloadType,
+		};
+		return this.#options.video
+			? videoReencoderArgs(this.#options.video, target)
+			: audioReencoderArgs(this.#options.audio ?? { bitrateKbps: 64 }, target);
+	}
+
+	async #spawnFfmpeg(): Promise<void> {
+		const sdp = ffmpegInputSdp(this.#consumer!.rtpParameters, LOOPBACK, this.#inputPorts!.rtp);
+		const ffmpeg = new FfmpegProcess({
+			binary: this.#options.ffmpegPath,
+			args: this.#ffmpegArgs(),
+			stdin: sdp,
+			logger: this.#logger.child({ ffmpegRun: this.#restarts }),
+		});
+		this.#ffmpeg = ffmpeg;
+		ffmpeg.on('progress', (progress) => {
+			this.#progress = progress;
+			this.emit('progress', progress);
+		});
+		ffmpeg.on('died', () => this.#onFfmpegDied());
+		await ffmpeg.start();
+		// FFmpeg binds its input socket after reading the SDP; RTP sent before that is lost,
+		// so wait for the bind and then ask the broadcaster for a keyframe to decode from.
+		const bound = await waitForUdpBind(this.#inputPorts!.rtp, 5000, this.#abort.signal);
+		if (!bound && !ffmpeg.closed) this.#logger.warn('ffmpeg did not bind its input port within 5 s');
+		if (!this.#consumer!.closed) await this.#consumer!.requestKeyFrame().catch(() => undefined);
+	}
+
+	#onFfmpegDied(): void {
+		if (this.#closed || this.#restartLoop) return;
+		this.#restartLoop = this.#restartWithBackoff().finally(() => {
+			this.#restartLoop = undefined;
+		});
+	}
+
+	async #restartWithBackoff(): Promise<void> {
+		const { initialMs, maxMs } = this.#options.restartBackoff;
+		let delay = initialMs;
+		while (!this.#abort.signal.aborted) {
+			await new Promise((resolve) => setTimeout(resolve, delay));
+			if (this.#abort.signal.aborted) return;
+			this.#restarts += 1;
+			try {
+				await this.#spawnFfmpeg();
+				this.#logger.info({ restarts: this.#restarts, pid: this.#ffmpeg?.pid }, 'ffmpeg restarted');
+				this.emit('restarted', { restarts: this.#restarts, pid: this.#ffmpeg?.pid });
+				return;
+			} catch (error) {
+				this.#logger.error({ err: error }, 'ffmpeg restart failed; backing off');
+				delay = Math.min(delay * 2, maxMs);
+			}
+		}
+	}
+
+	/** Kills FFmpeg, closes both transports (and so the consumer and producer) and frees the ports. Idempotent. */
+	async close(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#abort.abort();
+		await this.#restartLoop;
+		await this.#ffmpeg?.close();
+		this.#consumerTransport?.close();
+		this.#producerTransport?.close();
+		if (this.#inputPorts) this.#options.ports.release(this.#inputPorts);
+		if (this.#outputPorts) this.#options.ports.release(this.#outputPorts);
+		this.emit('@close');
+	}
+}

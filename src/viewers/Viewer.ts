@@ -1,0 +1,206 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import type { types as ms } from 'mediasoup';
+import { ClosedError } from '../errors.js';
+import type { FanOut, ViewerPlacement, ViewerRouter } from '../fanout/FanOut.js';
+import type { Logger } from '../logger.js';
+import { buildAnswer, type AnswerSection } from '../sdp/buildAnswer.js';
+import { parseOffer } from '../sdp/parseOffer.js';
+import { consumeCapabilities, receivingSections, viewerPayloadTypes } from './capabilities.js';
+
+export interface ViewerTransportOptions {
+	/** Addresses the WebRtcTransport listens on (and announces). */
+	listenIps: ms.TransportListenIp[];
+	initialAvailableOutgoingBitrate: number;
+}
+
+export type ViewerCloseReason = 'closed' | 'worker-died' | 'transport-closed' | 'source-changed' | 'broadcast-closed';
+
+export interface ViewerEvents {
+	/** The viewer ended; `reason` says why ("worker-died": reconnect it). */
+	close: [ViewerCloseReason];
+	'@close': [ViewerCloseReason];
+}
+
+export interface ViewerInfo {
+	id: string;
+	placement: Omit<ViewerPlacement, 'consumers'>;
+	consumers: Array<{ id: string; kind: ms.MediaKind; paused: boolean }>;
+	iceState: ms.IceState;
+	dtlsState: ms.DtlsState;
+}
+
+/**
+ * One viewer: a WebRtcTransport on the router the fan-out chose, and a
+ * consumer per published track. The viewer owns its transport (closing it
+ * closes the consumers) and gives its placement back when it closes.
+ */
+export class Viewer extends EventEmitter<ViewerEvents> {
+	readonly id = randomUUID();
+	readonly #fanOut: FanOut;
+	readonly #placement: ViewerPlacement;
+	readonly #transport: ms.WebRtcTransport;
+	readonly #consumers: ms.Consumer[];
+	#closed = false;
+
+	private constructor(fanOut: FanOut, placement: ViewerPlacement & { worker: ms.Worker }, transport: ms.WebRtcTransport, consumers: ms.Consumer[], logger: Logger) {
+		super();
+		this.#fanOut = fanOut;
+		const { worker, ...rest } = placement;
+		this.#placement = rest;
+		this.#transport = transport;
+		this.#consumers = consumers;
+		transport.on('routerclose', () => this.#end(worker.died ? 'worker-died' : 'transport-closed'));
+		transport.on('dtlsstatechange', (state) => {
+			if (state === 'failed' || state === 'closed') this.#end('transport-closed');
+		});
+		for (const consumer of consumers) {
+			consumer.on('producerclose', () => {
+				logger.debug({ viewerId: this.id, kind: consumer.kind }, 'consumed producer closed');
+				if (consumers.every((c) => c.closed || c.producerPaused)) this.#end('source-changed');
+			});
+		}
+	}
+
+	/**
+	 * Joins a plain WebRTC peer (werift, a browser, a WHEP client) from its SDP
+	 * offer: places it, creates its transport and consumers, and returns the
+	 * viewer and the SDP answer. On any failure nothing is left behind.
+	 */
+	static async fromOffer(fanOut: FanOut, offerSdp: string, options: ViewerTransportOptions, logger: Logger): Promise<{ viewer: Viewer; answer: string }> {
+		const offer = parseOffer(offerSdp);
+		const sections = receivingSections(offer.media);
+		const tracks = fanOut.tracks.filter((t) => sections.has(t.kind));
+		const payloadTypes = viewerPayloadTypes(offer.media, tracks);
+		const placement = fanOut.assign(payloadTypes, tracks.length);
+		let transport: ms.WebRtcTransport | undefined;
+		try {
+			const router = await placement.entry.router;
+			transport = await createTransport(router, options);
+			const answerSections = new Map<string, AnswerSection>();
+			const consumers: ms.Consumer[] = [];
+			const streamId = randomUUID();
+			for (const track of tracks) {
+				const section = sections.get(track.kind)!;
+				const producer = await fanOut.pipedProducer(placement.entry, track);
+				const consumer = await transport.consume({
+					producerId: producer.id,
+					rtpCapabilities: consumeCapabilities(router.rtpCapabilities, section),
+				});
+				consumers.push(consumer);
+				answerSections.set(section.mid, {
+					direction: 'sendonly',
+					rtpParameters: consumer.rtpParameters,
+					send: { cname: `relay-${streamId.slice(0, 8)}`, streamId, trackId: consumer.id },
+				});
+			}
+			// mediasoup takes the DTLS client role (the answer says a=setup:active).
+			await transport.connect({ dtlsParameters: { ...offer.dtlsParameters, role: 'server' } });
+			const answer = buildAnswer(offer, transport, answerSections);
+			const viewer = new Viewer(fanOut, strip(placement), transport, consumers, logger);
+			return { viewer, answer };
+		} catch (error) {
+			transport?.close();
+			fanOut.release(placement);
+			throw error;
+		}
+	}
+
+	/**
+	 * Joins a mediasoup-client style peer: given its RTP capabilities, creates a
+	 * transport and paused consumers; the peer connects with connect() and
+	 * resumes with resume().
+	 */
+	static async fromCapabilities(fanOut: FanOut, rtpCapabilities: ms.RtpCapabilities, options: ViewerTransportOptions, logger: Logger): Promise<Viewer> {
+		const tracks = fanOut.tracks;
+		// mediasoup-client takes whatever payload types the consumer has: any router profile fits.
+		const placement = fanOut.assign({}, tracks.length);
+		let transport: ms.WebRtcTransport | undefined;
+		try {
+			const router = await placement.entry.router;
+			transport = await createTransport(router, options);
+			const consumers: ms.Consumer[] = [];
+			for (const track of tracks) {
+				const producer = await fanOut.pipedProducer(placement.entry, track);
+				if (!router.canConsume({ producerId: producer.id, rtpCapabilities })) continue;
+				consumers.push(await transport.consume({ producerId: producer.id, rtpCapabilities, paused: true }));
+			}
+			return new Viewer(fanOut, strip(placement), transport, consumers, logger);
+		} catch (error) {
+			transport?.close();
+			fanOut.release(placement);
+			throw error;
+		}
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	get transport(): ms.WebRtcTransport {
+		return this.#transport;
+	}
+
+	get consumers(): readonly ms.Consumer[] {
+		return this.#consumers;
+	}
+
+	get placement(): ViewerPlacement {
+		return this.#placement;
+	}
+
+	get info(): ViewerInfo {
+		const { consumers: _ignored, ...placement } = this.#placement;
+		return {
+			id: this.id,
+			placement,
+			consumers: this.#consumers.map((c) => ({ id: c.id, kind: c.kind, paused: c.paused })),
+			iceState: this.#transport.iceState,
+			dtlsState: this.#transport.dtlsState,
+		};
+	}
+
+	async connect(dtlsParameters: ms.DtlsParameters): Promise<void> {
+		if (this.#closed) throw new ClosedError(`viewer ${this.id}`);
+		await this.#transport.connect({ dtlsParameters });
+	}
+
+	async resume(): Promise<void> {
+		if (this.#closed) throw new ClosedError(`viewer ${this.id}`);
+		await Promise.all(this.#consumers.map((c) => c.resume()));
+	}
+
+	/** Asks for a keyframe on behalf of this viewer, as a PLI from it would. */
+	async requestKeyFrame(): Promise<void> {
+		await Promise.all(this.#consumers.filter((c) => c.kind === 'video' && !c.closed).map((c) => c.requestKeyFrame()));
+	}
+
+	close(reason: ViewerCloseReason = 'closed'): void {
+		this.#end(reason);
+	}
+
+	#end(reason: ViewerCloseReason): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#transport.close();
+		this.#fanOut.release(this.#placement);
+		this.emit('@close', reason);
+		this.emit('close', reason);
+		this.removeAllListeners();
+	}
+}
+
+function strip(placement: ViewerPlacement & { entry: ViewerRouter; worker: ms.Worker }): ViewerPlacement & { worker: ms.Worker } {
+	const { entry: _entry, ...rest } = placement;
+	return rest;
+}
+
+async function createTransport(router: ms.Router, options: ViewerTransportOptions): Promise<ms.WebRtcTransport> {
+	return router.createWebRtcTransport({
+		listenIps: options.listenIps,
+		enableUdp: true,
+		enableTcp: true,
+		preferUdp: true,
+		initialAvailableOutgoingBitrate: options.initialAvailableOutgoingBitrate,
+	});
+}
