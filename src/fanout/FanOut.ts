@@ -6,6 +6,7 @@ import { CapacityExceededError, ClosedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { WorkerLoad } from '../workers/WorkerLoad.js';
 import type { WorkerPool } from '../workers/WorkerPool.js';
+import { pipeProducer } from './pipe.js';
 import { payloadProfileKey, placeViewer, type PlacementBudget } from './placement.js';
 
 /** A producer viewers consume: the re-encoded one (relay mode) or the broadcaster's (baseline mode). */
@@ -15,6 +16,8 @@ export interface PublishedTrack {
 	producer: ms.Producer;
 	/** The router the producer lives on; pipes start there. */
 	router: ms.Router;
+	/** Worker slot of that router. */
+	slot: number;
 }
 
 export interface FanOutOptions {
@@ -185,10 +188,9 @@ export class FanOut extends EventEmitter<FanOutEvents> {
 		let piped = own.pipes.get(track.producer.id);
 		if (!piped) {
 			own.pipesCreated += 1;
-			piped = own.router.then(async (router) => {
-				const { pipeProducer } = await track.router.pipeToRouter({ producerId: track.producer.id, router });
-				return pipeProducer!;
-			});
+			piped = own.router.then((router) =>
+				pipeProducer({ producerId: track.producer.id, source: track.router, target: router, sameWorker: track.slot === own.slot }),
+			);
 			own.pipes.set(track.producer.id, piped);
 			piped.catch(() => own.pipes.delete(track.producer.id));
 		}

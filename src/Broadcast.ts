@@ -1,0 +1,468 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import type { types as ms } from 'mediasoup';
+import { codecFromMimeType, ingestRouterCodecs, type CodecName } from './codecs.js';
+import { ClosedError, ConflictError, InvalidOptionError, ProducerClosedError } from './errors.js';
+import { FanOut, type PublishedTrack, type RouterInfo } from './fanout/FanOut.js';
+import { pipeProducer } from './fanout/pipe.js';
+import { descriptionsFromSdp, rtpParametersFromDescription, type RtpStreamDescription } from './ingest/rtpDescription.js';
+import type { Logger } from './logger.js';
+import type { BroadcastOptions } from './options.js';
+import type { PortPool } from './ports/PortPool.js';
+import { TrackReencoder, type TrackReencoderStats } from './reencoder/TrackReencoder.js';
+import { Viewer, type ViewerCloseReason, type ViewerTransportOptions } from './viewers/Viewer.js';
+import type { WorkerLoad } from './workers/WorkerLoad.js';
+import type { WorkerPool } from './workers/WorkerPool.js';
+
+/** Everything a broadcast needs from its relay. */
+export interface BroadcastContext {
+	pool: WorkerPool;
+	load: WorkerLoad;
+	ports: PortPool;
+	ffmpegPath: string;
+	budget: { consumersPerWorker: number; consumersPerRouter: number };
+	transport: ViewerTransportOptions;
+	restartBackoff: { initialMs: number; maxMs: number };
+	/** Picks worker slots for the ingest and encoder routers. */
+	pickSlots(): { ingest: number; encoder: number };
+	logger: Logger;
+}
+
+/** How a source reached the ingest router; kept so the pipeline can be rebuilt after a worker dies. */
+type SourceOrigin =
+	| { type: 'attach'; producer: ms.Producer; router: ms.Router }
+	| { type: 'rtp'; transport: ms.PlainTransport }
+	| { type: 'local' };
+
+interface Source {
+	kind: ms.MediaKind;
+	codec: CodecName;
+	/** The producer on the ingest router. */
+	producer: ms.Producer;
+	origin: SourceOrigin;
+	reencoder?: TrackReencoder;
+}
+
+export interface RtpIngestEndpoint {
+	kind: ms.MediaKind;
+	codec: CodecName;
+	producerId: string;
+	/** Send RTP here… */
+	ip: string;
+	port: number;
+	/** …and RTCP here. */
+	rtcpPort: number;
+	rtpParameters: ms.RtpParameters;
+}
+
+export interface KeyframeRequestStats {
+	/** PLI/FIR that reached the broadcaster's producer (sent upstream to the encoder). */
+	forwardedUpstream: number;
+	/** PLI/FIR that ended at the re-encoded producer instead (relay mode). */
+	absorbed: number;
+}
+
+export interface BroadcastStats {
+	id: string;
+	mode: BroadcastOptions['mode'];
+	live: boolean;
+	viewers: number;
+	keyframeRequests: KeyframeRequestStats;
+	reencoders: TrackReencoderStats[];
+	routers: RouterInfo[];
+	workersInUse: number[];
+	/** Bitrate the broadcaster sends, bit/s, per kind (from mediasoup producer stats). */
+	broadcasterBitrate: Partial<Record<ms.MediaKind, number>>;
+	ingest: { workerIndex: number; encoderWorkerIndex: number };
+}
+
+export interface BroadcastEvents {
+	/** Viewers whose worker died. Their transports are gone: reconnect them (they will be placed elsewhere). */
+	viewerslost: [{ workerIndex: number; viewerIds: string[] }];
+	viewerjoined: [Viewer];
+	viewerleft: [{ viewerId: string; reason: ViewerCloseReason }];
+	/** The source of `kind` ended (its producer closed, or its ingest worker died and it cannot be re-attached). */
+	sourceclosed: [{ kind: ms.MediaKind; reason: string }];
+	/** A re-encoder's FFmpeg was restarted. */
+	reencoderrestarted: [{ kind: ms.MediaKind; restarts: number }];
+	/** The ingest or encoder worker died and the pipeline was rebuilt on live workers. */
+	rebuilt: [{ workerIndex: number }];
+	'@close': [];
+}
+
+/**
+ * One broadcast: the broadcaster's producers on an ingest router, a
+ * re-encoder per track (relay mode) producing onto an encoder router, and a
+ * fan-out of viewer routers over every worker.
+ */
+export class Broadcast extends EventEmitter<BroadcastEvents> {
+	readonly id: string;
+	readonly options: BroadcastOptions;
+	readonly #context: BroadcastContext;
+	readonly #logger: Logger;
+	readonly #sources = new Map<ms.MediaKind, Source>();
+	readonly #viewers = new Map<string, Viewer>();
+	readonly #lostViewers = new Map<number, string[]>();
+	readonly #keyframes: KeyframeRequestStats = { forwardedUpstream: 0, absorbed: 0 };
+	#fanOut: FanOut;
+	#ingestRouter!: ms.Router;
+	#encoderRouter!: ms.Router;
+	#slots!: { ingest: number; encoder: number };
+	#rebuilding?: Promise<void>;
+	#closed = false;
+	readonly #onWorkerDied: (event: { index: number }) => void;
+
+	private constructor(options: BroadcastOptions, context: BroadcastContext) {
+		super();
+		this.id = options.id ?? randomUUID();
+		this.options = options;
+		this.#context = context;
+		this.#logger = context.logger.child({ module: 'Broadcast', broadcastId: this.id });
+		this.#fanOut = this.#newFanOut();
+		this.#onWorkerDied = ({ index }) => this.#workerDied(index);
+		context.pool.on('workerdied', this.#onWorkerDied);
+	}
+
+	static async create(options: BroadcastOptions, context: BroadcastContext): Promise<Broadcast> {
+		const broadcast = new Broadcast(options, context);
+		try {
+			await broadcast.#openRouters();
+		} catch (error) {
+			await broadcast.close();
+			throw error;
+		}
+		return broadcast;
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	/** The router broadcasters' producers live on. An in-process app may create its producer here directly. */
+	get ingestRouter(): ms.Router {
+		return this.#ingestRouter;
+	}
+
+	get encoderRouter(): ms.Router {
+		return this.#encoderRouter;
+	}
+
+	get fanOut(): FanOut {
+		return this.#fanOut;
+	}
+
+	get viewers(): ReadonlyMap<string, Viewer> {
+		return this.#viewers;
+	}
+
+	/** True once at least one track is published to viewers. */
+	get live(): boolean {
+		return this.#fanOut.tracks.length > 0;
+	}
+
+	/** The source producer of a kind (on the ingest router), if any. */
+	source(kind: ms.MediaKind): ms.Producer | undefined {
+		return this.#sources.get(kind)?.producer;
+	}
+
+	reencoder(kind: ms.MediaKind): TrackReencoder | undefined {
+		return this.#sources.get(kind)?.reencoder;
+	}
+
+	async #openRouters(): Promise<void> {
+		const { pool } = this.#context;
+		this.#slots = this.#context.pickSlots();
+		this.#ingestRouter = await pool.slot(this.#slots.ingest).worker.createRouter({
+			mediaCodecs: ingestRouterCodecs(),
+			appData: { broadcastId: this.id, tier: 'ingest' },
+		});
+		this.#encoderRouter = await pool.slot(this.#slots.encoder).worker.createRouter({
+			mediaCodecs: ingestRouterCodecs(),
+			appData: { broadcastId: this.id, tier: 'encoder' },
+		});
+	}
+
+	#newFanOut(): FanOut {
+		const fanOut = new FanOut({
+			broadcastId: this.id,
+			pool: this.#context.pool,
+			load: this.#context.load,
+			budget: this.#context.budget,
+			logger: this.#context.logger,
+		});
+		return fanOut;
+	}
+
+	#assertOpen(): void {
+		if (this.#closed) throw new ClosedError(`broadcast ${this.id}`);
+	}
+
+	#assertKindFree(kind: ms.MediaKind): void {
+		if (this.#sources.has(kind)) {
+			throw new ConflictError(`broadcast ${this.id} already has a ${kind} source; close it or create another broadcast`);
+		}
+	}
+
+	/**
+	 * Attaches a producer the application already has, on a router of its own
+	 * (in this process): it is piped into the ingest router and feeds the
+	 * re-encoder (relay mode) or the viewers directly (baseline mode).
+	 */
+	async attach({ producer, router }: { producer: ms.Producer; router: ms.Router }): Promise<ms.Producer> {
+		this.#assertOpen();
+		if (!producer || typeof producer.id !== 'string' || !router || typeof router.pipeToRouter !== 'function') {
+			throw new InvalidOptionError('attach() takes { producer, router }: a mediasoup Producer and the Router it lives on');
+		}
+		if (producer.closed) throw new ProducerClosedError(`producer ${producer.id} is closed; attach a live producer`);
+		this.#assertKindFree(producer.kind);
+		let ingestProducer: ms.Producer;
+		if (router.id === this.#ingestRouter.id) ingestProducer = producer;
+		else {
+			// The app's router may be on any worker, ours included; only a failed cross-worker pipe tells.
+			ingestProducer = await pipeProducer({ producerId: producer.id, source: router, target: this.#ingestRouter, sameWorker: false }).catch(
+				(error: unknown) => {
+					if (!/already exists/.test(String(error))) throw error;
+					return pipeProducer({ producerId: producer.id, source: router, target: this.#ingestRouter, sameWorker: true });
+				},
+			);
+		}
+		await this.#addSource(ingestProducer, router.id === this.#ingestRouter.id ? { type: 'local' } : { type: 'attach', producer, router });
+		return ingestProducer;
+	}
+
+	/**
+	 * Opens a PlainTransport for an external encoder sending plain RTP (comedia:
+	 * the relay learns the sender's address from its first packet). Give one
+	 * description per stream, or an SDP with a=ssrc lines.
+	 */
+	async ingestRtp(input: RtpStreamDescription | RtpStreamDescription[] | { sdp: string }): Promise<RtpIngestEndpoint[]> {
+		this.#assertOpen();
+		const descriptions = 'sdp' in input ? descriptionsFromSdp(input.sdp) : Array.isArray(input) ? input : [input];
+		const parsed = descriptions.map((d) => rtpParametersFromDescription(d));
+		for (const p of parsed) this.#assertKindFree(p.kind);
+		const endpoints: RtpIngestEndpoint[] = [];
+		for (const { kind, codec, rtpParameters } of parsed) {
+			const transport = await this.#ingestRouter.createPlainTransport({
+				listenIp: this.#context.transport.listenIps[0]!,
+				rtcpMux: false,
+				comedia: true,
+				appData: { broadcastId: this.id, tier: 'rtp-ingest' },
+			});
+			try {
+				const producer = await transport.produce({ kind, rtpParameters });
+				producer.observer.once('close', () => transport.close());
+				await this.#addSource(producer, { type: 'rtp', transport });
+				const listen = this.#context.transport.listenIps[0]!;
+				endpoints.push({
+					kind,
+					codec,
+					producerId: producer.id,
+					ip: listen.announcedIp ?? transport.tuple.localIp,
+					port: transport.tuple.localPort,
+					rtcpPort: transport.rtcpTuple!.localPort,
+					rtpParameters: producer.rtpParameters,
+				});
+			} catch (error) {
+				transport.close();
+				throw error;
+			}
+		}
+		return endpoints;
+	}
+
+	async #addSource(producer: ms.Producer, origin: SourceOrigin): Promise<void> {
+		const kind = producer.kind;
+		const codec = codecFromMimeType(producer.rtpParameters.codecs[0]!.mimeType);
+		const source: Source = { kind, codec, producer, origin };
+		this.#sources.set(kind, source);
+		if (kind === 'video') {
+			await producer.enableTraceEvent(['pli', 'fir']);
+			producer.on('trace', (trace) => {
+				if (trace.type === 'pli' || trace.type === 'fir') this.#keyframes.forwardedUpstream += 1;
+			});
+		}
+		producer.observer.once('close', () => this.#sourceClosed(source, 'producer closed'));
+
+		const reencode = this.options.mode === 'relay' && (kind === 'video' || this.options.audio.reencode);
+		try {
+			if (reencode) {
+				const reencoder = await TrackReencoder.create({
+					source: producer,
+					sourceRouter: this.#ingestRouter,
+					encoderRouter: this.#encoderRouter,
+					ffmpegPath: this.#context.ffmpegPath,
+					ports: this.#context.ports,
+					...(kind === 'video' ? { video: this.options.video } : { audio: { bitrateKbps: this.options.audio.bitrateKbps } }),
+					restartBackoff: this.#context.restartBackoff,
+					logger: this.#logger,
+				});
+				source.reencoder = reencoder;
+				reencoder.on('restarted', ({ restarts }) => this.emit('reencoderrestarted', { kind, restarts }));
+				if (kind === 'video') {
+					await reencoder.producer.enableTraceEvent(['pli', 'fir']);
+					reencoder.producer.on('trace', (trace) => {
+						if (trace.type === 'pli' || trace.type === 'fir') this.#keyframes.absorbed += 1;
+					});
+				}
+				const outputCodec: CodecName = kind === 'video' ? this.options.video.codec : 'opus';
+				this.#publish(kind, { kind, codec: outputCodec, producer: reencoder.producer, router: this.#encoderRouter, slot: this.#slots.encoder });
+			} else {
+				this.#publish(kind, { kind, codec, producer, router: this.#ingestRouter, slot: this.#slots.ingest });
+			}
+		} catch (error) {
+			this.#sources.delete(kind);
+			throw error;
+		}
+		this.#logger.info({ kind, codec, mode: this.options.mode, producerId: producer.id }, 'source attached');
+	}
+
+	#publish(kind: ms.MediaKind, track: PublishedTrack): void {
+		this.#fanOut.setTracks([...this.#fanOut.tracks.filter((t) => t.kind !== kind), track]);
+	}
+
+	#sourceClosed(source: Source, reason: string): void {
+		if (this.#sources.get(source.kind) !== source) return;
+		this.#sources.delete(source.kind);
+		void source.reencoder?.close();
+		this.#fanOut.setTracks(this.#fanOut.tracks.filter((t) => t.kind !== source.kind));
+		if (source.origin.type === 'rtp') source.origin.transport.close();
+		if (!this.#closed) {
+			this.#logger.warn({ kind: source.kind, reason }, 'source closed');
+			this.emit('sourceclosed', { kind: source.kind, reason });
+		}
+	}
+
+	/**
+	 * Adds a viewer from a WebRTC SDP offer (WHEP, werift, a browser). Resolves
+	 * with the viewer and the SDP answer carrying the viewer's own payload types.
+	 */
+	async addViewer(offerSdp: string): Promise<{ viewer: Viewer; answer: string }> {
+		this.#assertOpen();
+		await this.#rebuilding;
+		const { viewer, answer } = await Viewer.fromOffer(this.#fanOut, offerSdp, this.#context.transport, this.#logger);
+		this.#track(viewer);
+		return { viewer, answer };
+	}
+
+	/** Adds a mediasoup-client style viewer from its RTP capabilities (consumers start paused). */
+	async addViewerWithCapabilities(rtpCapabilities: ms.RtpCapabilities): Promise<Viewer> {
+		this.#assertOpen();
+		await this.#rebuilding;
+		const viewer = await Viewer.fromCapabilities(this.#fanOut, rtpCapabilities, this.#context.transport, this.#logger);
+		this.#track(viewer);
+		return viewer;
+	}
+
+	#track(viewer: Viewer): void {
+		if (this.#closed) {
+			viewer.close('broadcast-closed');
+			throw new ClosedError(`broadcast ${this.id}`);
+		}
+		this.#viewers.set(viewer.id, viewer);
+		viewer.once('@close', (reason) => {
+			this.#viewers.delete(viewer.id);
+			if (reason === 'worker-died') {
+				const list = this.#lostViewers.get(viewer.placement.workerIndex) ?? [];
+				list.push(viewer.id);
+				this.#lostViewers.set(viewer.placement.workerIndex, list);
+			}
+			this.emit('viewerleft', { viewerId: viewer.id, reason });
+		});
+		this.emit('viewerjoined', viewer);
+	}
+
+	#workerDied(index: number): void {
+		if (this.#closed) return;
+		const lost = this.#lostViewers.get(index) ?? [];
+		this.#lostViewers.delete(index);
+		const pipelineLost = index === this.#slots.ingest || index === this.#slots.encoder;
+		if (pipelineLost) {
+			// Every viewer consumed the pipeline's producers: they all must reconnect.
+			for (const viewer of [...this.#viewers.values()]) {
+				lost.push(viewer.id);
+				viewer.close('worker-died');
+			}
+		}
+		if (lost.length > 0) this.emit('viewerslost', { workerIndex: index, viewerIds: lost });
+		if (pipelineLost) {
+			this.#rebuilding = this.#rebuild(index).finally(() => {
+				this.#rebuilding = undefined;
+			});
+		}
+	}
+
+	/** The ingest or encoder worker died: open new routers on live workers and re-attach what can be. */
+	async #rebuild(index: number): Promise<void> {
+		this.#logger.warn({ workerIndex: index }, 'pipeline worker died; rebuilding the broadcast pipeline');
+		const sources = [...this.#sources.values()];
+		this.#sources.clear();
+		this.#fanOut.close();
+		this.#fanOut = this.#newFanOut();
+		await Promise.all(sources.map((s) => s.reencoder?.close()));
+		if (!this.#ingestRouter.closed) this.#ingestRouter.close();
+		if (!this.#encoderRouter.closed) this.#encoderRouter.close();
+		try {
+			await this.#openRouters();
+			for (const source of sources) {
+				if (source.origin.type === 'attach' && !source.origin.producer.closed && !source.origin.router.closed) {
+					await this.attach({ producer: source.origin.producer, router: source.origin.router });
+				} else {
+					this.emit('sourceclosed', { kind: source.kind, reason: 'ingest worker died; the encoder must publish again' });
+				}
+			}
+			this.emit('rebuilt', { workerIndex: index });
+		} catch (error) {
+			this.#logger.error({ err: error }, 'could not rebuild the broadcast pipeline');
+		}
+	}
+
+	get stats(): BroadcastStats {
+		const routers = this.#fanOut.routers();
+		const broadcasterBitrate: Partial<Record<ms.MediaKind, number>> = {};
+		return {
+			id: this.id,
+			mode: this.options.mode,
+			live: this.live,
+			viewers: this.#viewers.size,
+			keyframeRequests: { ...this.#keyframes },
+			reencoders: [...this.#sources.values()].flatMap((s) => (s.reencoder ? [s.reencoder.stats] : [])),
+			routers,
+			workersInUse: [...new Set(routers.map((r) => r.workerIndex))].sort(),
+			broadcasterBitrate,
+			ingest: { workerIndex: this.#slots?.ingest ?? -1, encoderWorkerIndex: this.#slots?.encoder ?? -1 },
+		};
+	}
+
+	/** Stats including the broadcaster's bitrate, which needs a round trip to the workers. */
+	async getStats(): Promise<BroadcastStats> {
+		const stats = this.stats;
+		for (const source of this.#sources.values()) {
+			if (source.producer.closed) continue;
+			const producerStats = await source.producer.getStats().catch(() => []);
+			stats.broadcasterBitrate[source.kind] = producerStats.reduce((sum, s) => sum + (s.bitrate ?? 0), 0);
+		}
+		return stats;
+	}
+
+	/** Ends the broadcast: viewers, fan-out, re-encoders (FFmpeg and ports), ingest transports and routers. Idempotent. */
+	async close(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#context.pool.off('workerdied', this.#onWorkerDied);
+		for (const viewer of [...this.#viewers.values()]) viewer.close('broadcast-closed');
+		this.#fanOut.close();
+		await this.#rebuilding;
+		const sources = [...this.#sources.values()];
+		this.#sources.clear();
+		await Promise.all(sources.map((s) => s.reencoder?.close()));
+		for (const source of sources) {
+			if (source.origin.type === 'rtp') source.origin.transport.close();
+			// A pipe producer on our ingest router is ours; the app's own producer is not.
+			if (source.origin.type === 'attach') source.producer.close();
+		}
+		this.#ingestRouter?.close();
+		this.#encoderRouter?.close();
+		this.emit('@close');
+		this.removeAllListeners();
+	}
+}

@@ -1,0 +1,12 @@
+export { createRelay, Relay, type RelayEvents, type RelayStats, type WorkerLoadInfo } from './Relay.js';
+export { Broadcast, type BroadcastEvents, type BroadcastStats, type KeyframeRequestStats, type RtpIngestEndpoint } from './Broadcast.js';
+export * from './errors.js';
+export { resolveRelayOptions, resolveBroadcastOptions, type RelayOptions, type RelayOptionsInput, type BroadcastOptions, type BroadcastOptionsInput } from './options.js';
+export { resolveFfmpeg, type ResolvedFfmpeg } from './ffmpeg/binary.js';
+export { testSourceArgs, videoReencoderArgs, audioReencoderArgs, type VideoEncoding } from './ffmpeg/args.js';
+export { FfmpegProcess } from './ffmpeg/FfmpegProcess.js';
+export { Viewer, type ViewerCloseReason, type ViewerInfo } from './viewers/Viewer.js';
+export { placeViewer, payloadProfileKey } from './fanout/placement.js';
+export { parseOffer } from './sdp/parseOffer.js';
+export { buildAnswer } from './sdp/buildAnswer.js';
+export type { RtpStreamDescription } from './ingest/rtpDescription.js';

@@ -1,0 +1,127 @@
+import {
+	H264RtpPayload,
+	RTCPeerConnection,
+	RTCRtpCodecParameters,
+	Vp8RtpPayload,
+	type MediaStreamTrack,
+	type RTCRtpTransceiver,
+} from 'werift';
+
+export type ViewerCodec = 'VP8' | 'H264';
+
+export interface WeriftViewerOptions {
+	codec?: ViewerCodec;
+	/** Payload type the viewer offers for its video codec. Default 96 (VP8) / 102 (H264). */
+	videoPayloadType?: number;
+	audio?: boolean;
+}
+
+/**
+ * A real WebRTC viewer (werift) that depacketizes what it receives: counts
+ * frames and keyframes and records when each keyframe arrived.
+ */
+export class WeriftViewer {
+	readonly pc: RTCPeerConnection;
+	frames = 0;
+	audioPackets = 0;
+	/** Arrival time (ms, performance.now) of each keyframe. */
+	readonly keyframeTimes: number[] = [];
+	/** Arrival time of each completed frame. */
+	readonly frameTimes: number[] = [];
+	videoSsrc?: number;
+	#video: RTCRtpTransceiver;
+	#lastKeyframeTimestamp?: number;
+	readonly #codec: ViewerCodec;
+
+	constructor(options: WeriftViewerOptions = {}) {
+		this.#codec = options.codec ?? 'VP8';
+		const videoCodec =
+			this.#codec === 'VP8'
+				? new RTCRtpCodecParameters({
+						mimeType: 'video/VP8',
+						clockRate: 90000,
+						payloadType: options.videoPayloadType ?? 96,
+						rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }],
+					})
+				: new RTCRtpCodecParameters({
+						mimeType: 'video/H264',
+						clockRate: 90000,
+						payloadType: options.videoPayloadType ?? 102,
+						parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
+						rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }],
+					});
+		this.pc = new RTCPeerConnection({
+			codecs: {
+				video: [videoCodec],
+				audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })],
+			},
+		});
+		this.#video = this.pc.addTransceiver('video', { direction: 'recvonly' });
+		if (options.audio !== false) {
+			const audio = this.pc.addTransceiver('audio', { direction: 'recvonly' });
+			audio.onTrack.subscribe((track: MediaStreamTrack) => {
+				track.onReceiveRtp.subscribe(() => {
+					this.audioPackets += 1;
+				});
+			});
+		}
+		this.#video.onTrack.subscribe((track: MediaStreamTrack) => {
+			track.onReceiveRtp.subscribe((rtp) => {
+				this.videoSsrc = rtp.header.ssrc;
+				const payload = rtp.payload;
+				if (this.#isKeyframeStart(payload) && this.#lastKeyframeTimestamp !== rtp.header.timestamp) {
+					this.#lastKeyframeTimestamp = rtp.header.timestamp;
+					this.keyframeTimes.push(performance.now());
+				}
+				if (rtp.header.marker) {
+					this.frames += 1;
+					this.frameTimes.push(performance.now());
+				}
+			});
+		});
+	}
+
+	#isKeyframeStart(payload: Buffer): boolean {
+		if (payload.length === 0) return false;
+		if (this.#codec === 'VP8') {
+			const vp8 = Vp8RtpPayload.deSerialize(payload);
+			return vp8.isPartitionHead && vp8.isKeyframe;
+		}
+		try {
+			return H264RtpPayload.deSerialize(payload).isKeyframe;
+		} catch {
+			return false;
+		}
+	}
+
+	/** Makes the offer, lets `exchange` turn it into an answer (in process or over WHEP), applies it. */
+	async connect(exchange: (offer: string) => Promise<string>): Promise<void> {
+		const offer = await this.pc.createOffer();
+		await this.pc.setLocalDescription(offer);
+		const answer = await exchange(this.pc.localDescription!.sdp);
+		await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+	}
+
+	/** Sends a PLI for the video it receives, as a viewer that lost packets would. */
+	async sendPli(): Promise<void> {
+		if (this.videoSsrc === undefined) return;
+		await this.#video.receiver.sendRtcpPLI(this.videoSsrc);
+	}
+
+	async waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+		const deadline = performance.now() + timeoutMs;
+		while (!predicate()) {
+			if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (frames ${this.frames}, keyframes ${this.keyframeTimes.length})`);
+			await new Promise((resolve) => setTimeout(resolve, 50));
+		}
+	}
+
+	async waitForFrames(count: number, timeoutMs = 15_000): Promise<void> {
+		const target = this.frames + count;
+		await this.waitFor(() => this.frames >= target, timeoutMs, `${count} more frames`);
+	}
+
+	async close(): Promise<void> {
+		await this.pc.close();
+	}
+}
