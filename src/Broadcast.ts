@@ -56,10 +56,14 @@ export interface RtpIngestEndpoint {
 }
 
 export interface KeyframeRequestStats {
-	/** PLI/FIR that reached the broadcaster's producer (sent upstream to the encoder). */
-	forwardedUpstream: number;
-	/** PLI/FIR that ended at the re-encoded producer instead (relay mode). */
+	/** PLI/FIR that viewers sent (received by their consumers). */
+	fromViewers: number;
+	/** PLI/FIR that ended at the re-encoded producer instead of going upstream (relay mode: all of fromViewers). */
 	absorbed: number;
+	/** PLI/FIR the relay sent to the broadcaster (after mediasoup's one-outstanding-request throttle). */
+	forwardedUpstream: number;
+	/** PLI/FIR the re-encoded producer passed on to FFmpeg, which ignores them (it keyframes on its own clock). */
+	toReencoder: number;
 }
 
 export interface BroadcastStats {
@@ -103,7 +107,9 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	readonly #sources = new Map<ms.MediaKind, Source>();
 	readonly #viewers = new Map<string, Viewer>();
 	readonly #lostViewers = new Map<number, string[]>();
-	readonly #keyframes: KeyframeRequestStats = { forwardedUpstream: 0, absorbed: 0 };
+	readonly #keyframes: KeyframeRequestStats = { fromViewers: 0, absorbed: 0, forwardedUpstream: 0, toReencoder: 0 };
+	readonly #watched = new WeakSet<ms.Producer>();
+	readonly #viewerTransport: ViewerTransportOptions;
 	#fanOut: FanOut;
 	#ingestRouter!: ms.Router;
 	#encoderRouter!: ms.Router;
@@ -118,6 +124,13 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		this.options = options;
 		this.#context = context;
 		this.#logger = context.logger.child({ module: 'Broadcast', broadcastId: this.id });
+		this.#viewerTransport = {
+			...context.transport,
+			onKeyframeRequest: () => {
+				this.#keyframes.fromViewers += 1;
+				if (this.#sources.get('video')?.reencoder) this.#keyframes.absorbed += 1;
+			},
+		};
 		this.#fanOut = this.#newFanOut();
 		this.#onWorkerDied = ({ index }) => this.#workerDied(index);
 		context.pool.on('workerdied', this.#onWorkerDied);
@@ -170,15 +183,15 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	}
 
 	async #openRouters(): Promise<void> {
-		const { pool } = this.#context;
 		this.#slots = this.#context.pickSlots();
-		this.#ingestRouter = await pool.slot(this.#slots.ingest).worker.createRouter({
+		this.#ingestRouter = await this.#openRouter(this.#slots.ingest, 'ingest');
+		this.#encoderRouter = await this.#openRouter(this.#slots.encoder, 'encoder');
+	}
+
+	async #openRouter(slot: number, tier: 'ingest' | 'encoder'): Promise<ms.Router> {
+		return this.#context.pool.slot(slot).worker.createRouter({
 			mediaCodecs: ingestRouterCodecs(),
-			appData: { broadcastId: this.id, tier: 'ingest' },
-		});
-		this.#encoderRouter = await pool.slot(this.#slots.encoder).worker.createRouter({
-			mediaCodecs: ingestRouterCodecs(),
-			appData: { broadcastId: this.id, tier: 'encoder' },
+			appData: { broadcastId: this.id, tier },
 		});
 	}
 
@@ -275,13 +288,20 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		const codec = codecFromMimeType(producer.rtpParameters.codecs[0]!.mimeType);
 		const source: Source = { kind, codec, producer, origin };
 		this.#sources.set(kind, source);
-		if (kind === 'video') {
-			await producer.enableTraceEvent(['pli', 'fir']);
-			producer.on('trace', (trace) => {
-				if (trace.type === 'pli' || trace.type === 'fir') this.#keyframes.forwardedUpstream += 1;
+		if (!this.#watched.has(producer)) {
+			// Once per producer: a rebuilt pipeline keeps counting on the same listeners.
+			this.#watched.add(producer);
+			if (kind === 'video') {
+				await producer.enableTraceEvent(['pli', 'fir']);
+				producer.on('trace', (trace) => {
+					if (trace.type === 'pli' || trace.type === 'fir') this.#keyframes.forwardedUpstream += 1;
+				});
+			}
+			producer.observer.once('close', () => {
+				const current = this.#sources.get(kind);
+				if (current?.producer === producer) this.#sourceClosed(current, 'producer closed');
 			});
 		}
-		producer.observer.once('close', () => this.#sourceClosed(source, 'producer closed'));
 
 		const reencode = this.options.mode === 'relay' && (kind === 'video' || this.options.audio.reencode);
 		try {
@@ -301,7 +321,7 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 				if (kind === 'video') {
 					await reencoder.producer.enableTraceEvent(['pli', 'fir']);
 					reencoder.producer.on('trace', (trace) => {
-						if (trace.type === 'pli' || trace.type === 'fir') this.#keyframes.absorbed += 1;
+						if (trace.type === 'pli' || trace.type === 'fir') this.#keyframes.toReencoder += 1;
 					});
 				}
 				const outputCodec: CodecName = kind === 'video' ? this.options.video.codec : 'opus';
@@ -339,7 +359,7 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	async addViewer(offerSdp: string): Promise<{ viewer: Viewer; answer: string }> {
 		this.#assertOpen();
 		await this.#rebuilding;
-		const { viewer, answer } = await Viewer.fromOffer(this.#fanOut, offerSdp, this.#context.transport, this.#logger);
+		const { viewer, answer } = await Viewer.fromOffer(this.#fanOut, offerSdp, this.#viewerTransport, this.#logger);
 		this.#track(viewer);
 		return { viewer, answer };
 	}
@@ -348,7 +368,7 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	async addViewerWithCapabilities(rtpCapabilities: ms.RtpCapabilities): Promise<Viewer> {
 		this.#assertOpen();
 		await this.#rebuilding;
-		const viewer = await Viewer.fromCapabilities(this.#fanOut, rtpCapabilities, this.#context.transport, this.#logger);
+		const viewer = await Viewer.fromCapabilities(this.#fanOut, rtpCapabilities, this.#viewerTransport, this.#logger);
 		this.#track(viewer);
 		return viewer;
 	}
@@ -391,20 +411,38 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		}
 	}
 
-	/** The ingest or encoder worker died: open new routers on live workers and re-attach what can be. */
+	/**
+	 * The ingest or encoder worker died. Routers lost with it are opened again on
+	 * live workers, the re-encoders are rebuilt, and sources are re-attached where
+	 * that is possible: an attached producer is piped again; an RTP or WebRTC
+	 * source on a dead ingest worker is reported closed, since its sender must
+	 * publish to a new address.
+	 */
 	async #rebuild(index: number): Promise<void> {
-		this.#logger.warn({ workerIndex: index }, 'pipeline worker died; rebuilding the broadcast pipeline');
+		const ingestLost = index === this.#slots.ingest;
+		this.#logger.warn({ workerIndex: index, ingestLost }, 'pipeline worker died; rebuilding the broadcast pipeline');
 		const sources = [...this.#sources.values()];
 		this.#sources.clear();
 		this.#fanOut.close();
 		this.#fanOut = this.#newFanOut();
 		await Promise.all(sources.map((s) => s.reencoder?.close()));
-		if (!this.#ingestRouter.closed) this.#ingestRouter.close();
 		if (!this.#encoderRouter.closed) this.#encoderRouter.close();
 		try {
-			await this.#openRouters();
+			const live = this.#context.pickSlots();
+			if (ingestLost) {
+				if (!this.#ingestRouter.closed) this.#ingestRouter.close();
+				this.#slots = live;
+				this.#ingestRouter = await this.#openRouter(live.ingest, 'ingest');
+			} else {
+				// Keep the ingest worker; put the encoder on another live one where there is one.
+				const others = this.#context.pool.liveSlots.map((s) => s.index).filter((i) => i !== this.#slots.ingest);
+				this.#slots = { ingest: this.#slots.ingest, encoder: others[0] ?? this.#slots.ingest };
+			}
+			this.#encoderRouter = await this.#openRouter(this.#slots.encoder, 'encoder');
 			for (const source of sources) {
-				if (source.origin.type === 'attach' && !source.origin.producer.closed && !source.origin.router.closed) {
+				if (!ingestLost && !source.producer.closed) {
+					await this.#addSource(source.producer, source.origin);
+				} else if (source.origin.type === 'attach' && !source.origin.producer.closed && !source.origin.router.closed) {
 					await this.attach({ producer: source.origin.producer, router: source.origin.router });
 				} else {
 					this.emit('sourceclosed', { kind: source.kind, reason: 'ingest worker died; the encoder must publish again' });

@@ -12,6 +12,8 @@ export interface ViewerTransportOptions {
 	/** Addresses the WebRtcTransport listens on (and announces). */
 	listenIps: ms.TransportListenIp[];
 	initialAvailableOutgoingBitrate: number;
+	/** Called for every PLI or FIR a viewer sends (counted from consumer trace events). */
+	onKeyframeRequest?: () => void;
 }
 
 export type ViewerCloseReason = 'closed' | 'worker-died' | 'transport-closed' | 'source-changed' | 'broadcast-closed';
@@ -88,6 +90,7 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 					rtpCapabilities: consumeCapabilities(router.rtpCapabilities, section),
 				});
 				consumers.push(consumer);
+				await watchKeyframeRequests(consumer, options);
 				answerSections.set(section.mid, {
 					direction: 'sendonly',
 					rtpParameters: consumer.rtpParameters,
@@ -123,7 +126,9 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 			for (const track of tracks) {
 				const producer = await fanOut.pipedProducer(placement.entry, track);
 				if (!router.canConsume({ producerId: producer.id, rtpCapabilities })) continue;
-				consumers.push(await transport.consume({ producerId: producer.id, rtpCapabilities, paused: true }));
+				const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities, paused: true });
+				consumers.push(consumer);
+				await watchKeyframeRequests(consumer, options);
 			}
 			return new Viewer(fanOut, strip(placement), transport, consumers, logger);
 		} catch (error) {
@@ -193,6 +198,15 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 function strip(placement: ViewerPlacement & { entry: ViewerRouter; worker: ms.Worker }): ViewerPlacement & { worker: ms.Worker } {
 	const { entry: _entry, ...rest } = placement;
 	return rest;
+}
+
+async function watchKeyframeRequests(consumer: ms.Consumer, options: ViewerTransportOptions): Promise<void> {
+	const count = options.onKeyframeRequest;
+	if (consumer.kind !== 'video' || !count) return;
+	await consumer.enableTraceEvent(['pli', 'fir']);
+	consumer.on('trace', (trace) => {
+		if (trace.type === 'pli' || trace.type === 'fir') count();
+	});
 }
 
 async function createTransport(router: ms.Router, options: ViewerTransportOptions): Promise<ms.WebRtcTransport> {

@@ -29,6 +29,8 @@ export class WeriftViewer {
 	/** Arrival time of each completed frame. */
 	readonly frameTimes: number[] = [];
 	videoSsrc?: number;
+	/** The relay's id for this viewer, when joined through a fixture. */
+	relayViewerId = '';
 	#video: RTCRtpTransceiver;
 	#lastKeyframeTimestamp?: number;
 	readonly #codec: ViewerCodec;
