@@ -231,13 +231,7 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		let ingestProducer: ms.Producer;
 		if (router.id === this.#ingestRouter.id) ingestProducer = producer;
 		else {
-			// The app's router may be on any worker, ours included; only a failed cross-worker pipe tells.
-			ingestProducer = await pipeProducer({ producerId: producer.id, source: router, target: this.#ingestRouter, sameWorker: false }).catch(
-				(error: unknown) => {
-					if (!/already exists/.test(String(error))) throw error;
-					return pipeProducer({ producerId: producer.id, source: router, target: this.#ingestRouter, sameWorker: true });
-				},
-			);
+			ingestProducer = await pipeProducer({ producerId: producer.id, source: router, target: this.#ingestRouter });
 		}
 		await this.#addSource(ingestProducer, router.id === this.#ingestRouter.id ? { type: 'local' } : { type: 'attach', producer, router });
 		return ingestProducer;

@@ -189,7 +189,7 @@ export class FanOut extends EventEmitter<FanOutEvents> {
 		if (!piped) {
 			own.pipesCreated += 1;
 			piped = own.router.then((router) =>
-				pipeProducer({ producerId: track.producer.id, source: track.router, target: router, sameWorker: track.slot === own.slot }),
+				pipeProducer({ producerId: track.producer.id, source: track.router, target: router }),
 			);
 			own.pipes.set(track.producer.id, piped);
 			piped.catch(() => own.pipes.delete(track.producer.id));

@@ -2,25 +2,18 @@ import type { types as ms } from 'mediasoup';
 
 /**
  * Pipes a producer from one router into another and returns the producer in
- * the target router.
+ * the target router: what router.pipeToRouter() does, with one difference.
  *
- * Across workers this is router.pipeToRouter(). mediasoup 3.12 cannot pipe
- * between two routers of the same worker (the pipe producer keeps the source
- * producer's id, which the worker already has), so there the same thing is
- * done by hand: a PipeTransport pair on loopback, and a pipe producer with a
- * fresh id. The pair belongs to the two routers and closes with either.
+ * mediasoup 3.12's pipeToRouter() gives the pipe producer the source
+ * producer's id, and a worker cannot hold two producers with one id. So it
+ * cannot pipe into two routers of the same worker, nor between routers of one
+ * worker; a fan-out needs both (several viewer routers per worker). Here the
+ * pipe producer gets a fresh id, as pipeToRouter({ keepId: false }) does in
+ * later mediasoup releases. The PipeTransport pair is made once per router
+ * pair, on loopback, and closes with either router.
  */
-export async function pipeProducer(options: {
-	producerId: string;
-	source: ms.Router;
-	target: ms.Router;
-	sameWorker: boolean;
-}): Promise<ms.Producer> {
-	const { producerId, source, target, sameWorker } = options;
-	if (!sameWorker) {
-		const { pipeProducer: piped } = await source.pipeToRouter({ producerId, router: target });
-		return piped!;
-	}
+export async function pipeProducer(options: { producerId: string; source: ms.Router; target: ms.Router }): Promise<ms.Producer> {
+	const { producerId, source, target } = options;
 	const [local, remote] = await transportPair(source, target);
 	const pipeConsumer = await local.consume({ producerId });
 	let piped: ms.Producer;
