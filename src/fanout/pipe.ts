@@ -14,30 +14,45 @@ import type { types as ms } from 'mediasoup';
  */
 export async function pipeProducer(options: { producerId: string; source: ms.Router; target: ms.Router }): Promise<ms.Producer> {
 	const { producerId, source, target } = options;
-	const [local, remote] = await transportPair(source, target);
-	const pipeConsumer = await local.consume({ producerId });
+	const pair = await transportPair(source, target);
+	pair.users += 1;
+	let pipeConsumer: ms.Consumer | undefined;
 	let piped: ms.Producer;
 	try {
-		piped = await remote.produce({
+		pipeConsumer = await pair.local.consume({ producerId });
+		piped = await pair.remote.produce({
 			kind: pipeConsumer.kind,
 			rtpParameters: pipeConsumer.rtpParameters,
 			paused: pipeConsumer.producerPaused,
 			appData: { pipedFrom: producerId },
 		});
 	} catch (error) {
-		pipeConsumer.close();
+		pipeConsumer?.close();
+		pair.release();
 		throw error;
 	}
-	pipeConsumer.observer.once('close', () => piped.close());
-	pipeConsumer.observer.on('pause', () => void piped.pause());
-	pipeConsumer.observer.on('resume', () => void piped.resume());
-	piped.observer.once('close', () => pipeConsumer.close());
+	const consumer = pipeConsumer;
+	consumer.observer.once('close', () => {
+		piped.close();
+		pair.release();
+	});
+	consumer.observer.on('pause', () => void piped.pause());
+	consumer.observer.on('resume', () => void piped.resume());
+	piped.observer.once('close', () => consumer.close());
 	return piped;
 }
 
-const pairs = new Map<string, Promise<[ms.PipeTransport, ms.PipeTransport]>>();
+interface TransportPair {
+	local: ms.PipeTransport;
+	remote: ms.PipeTransport;
+	/** Pipes using the pair; the pair closes when the last one does. */
+	users: number;
+	release(): void;
+}
 
-function transportPair(source: ms.Router, target: ms.Router): Promise<[ms.PipeTransport, ms.PipeTransport]> {
+const pairs = new Map<string, Promise<TransportPair>>();
+
+function transportPair(source: ms.Router, target: ms.Router): Promise<TransportPair> {
 	const key = `${source.id}>${target.id}`;
 	let pair = pairs.get(key);
 	if (pair) return pair;
@@ -48,7 +63,7 @@ function transportPair(source: ms.Router, target: ms.Router): Promise<[ms.PipeTr
 			throw error;
 		});
 		const drop = (): void => {
-			pairs.delete(key);
+			if (pairs.get(key) === pair) pairs.delete(key);
 			local.close();
 			remote.close();
 		};
@@ -56,7 +71,16 @@ function transportPair(source: ms.Router, target: ms.Router): Promise<[ms.PipeTr
 		remote.observer.once('close', drop);
 		await local.connect({ ip: remote.tuple.localIp, port: remote.tuple.localPort });
 		await remote.connect({ ip: local.tuple.localIp, port: local.tuple.localPort });
-		return [local, remote] as [ms.PipeTransport, ms.PipeTransport];
+		const entry: TransportPair = {
+			local,
+			remote,
+			users: 0,
+			release() {
+				entry.users -= 1;
+				if (entry.users <= 0) drop();
+			},
+		};
+		return entry;
 	})();
 	pairs.set(key, pair);
 	pair.catch(() => pairs.delete(key));
