@@ -3,6 +3,7 @@ import { createRelay, type Relay } from '../src/index.js';
 import { startTestBroadcaster } from './helpers/testBroadcaster.js';
 import { WeriftViewer } from './helpers/weriftViewer.js';
 import type { FfmpegProcess } from '../src/ffmpeg/FfmpegProcess.js';
+import { useRelayFixture } from './helpers/fixture.js';
 
 describe('relay pipeline: synthetic broadcaster → re-encoder → werift viewer', () => {
 	let relay: Relay;
@@ -52,5 +53,71 @@ describe('relay pipeline: synthetic broadcaster → re-encoder → werift viewer
 		const stats = await broadcast.getStats();
 		expect(stats.reencoders[0]?.running).toBe(true);
 		expect(stats.reencoders[0]?.fps).toBeGreaterThan(20);
+	});
+});
+
+describe('relay pipeline: codecs and sources', () => {
+	const fixture = useRelayFixture();
+
+	it('H264 output: a viewer offering H264 receives H264 keyframes at the interval', async () => {
+		const relay = await fixture.relay();
+		const broadcast = await relay.createBroadcast({
+			id: 'h264-out',
+			video: { codec: 'H264', width: 640, height: 360, fps: 30, bitrateKbps: 800, keyframeIntervalSeconds: 1 },
+		});
+		await fixture.broadcaster(broadcast, { codec: 'VP8', audio: false });
+		const viewer = await fixture.viewer(broadcast, { codec: 'H264', audio: false });
+		await viewer.waitFor(() => viewer.keyframeTimes.length >= 3, 15_000, 'three H264 keyframes');
+		const gaps = viewer.keyframeTimes.slice(1).map((t, i) => t - viewer.keyframeTimes[i]!);
+		console.log(`H264 keyframe gaps (ms): ${gaps.map((g) => g.toFixed(0)).join(', ')}`);
+		for (const gap of gaps) expect(gap).toBeGreaterThan(700);
+		expect(broadcast.viewers.values().next().value!.consumers[0]!.rtpParameters.codecs[0]!.mimeType).toBe('video/H264');
+	});
+
+	it('H264 ingest in baseline mode: viewers get the broadcaster stream, no FFmpeg in between', async () => {
+		const relay = await fixture.relay();
+		const broadcast = await relay.createBroadcast({ id: 'h264-baseline', mode: 'baseline' });
+		await fixture.broadcaster(broadcast, { codec: 'H264', audio: false });
+		const viewer = await fixture.viewer(broadcast, { codec: 'H264', audio: false });
+		await viewer.waitForFrames(30);
+		expect(broadcast.reencoder('video')).toBeUndefined();
+		expect(broadcast.stats.reencoders).toEqual([]);
+	});
+
+	it("attach(): a producer on the application's own router and worker feeds the re-encoder", async () => {
+		const mediasoup = await import('mediasoup');
+		const { testSourceArgs } = await import('../src/ffmpeg/args.js');
+		const { FfmpegProcess } = await import('../src/ffmpeg/FfmpegProcess.js');
+		const { resolveFfmpeg } = await import('../src/ffmpeg/binary.js');
+		const { pino } = await import('pino');
+		const relay = await fixture.relay();
+		const appWorker = await mediasoup.createWorker({ rtcMinPort: 52200, rtcMaxPort: 52300 });
+		let source: InstanceType<typeof FfmpegProcess> | undefined;
+		try {
+			const appRouter = await appWorker.createRouter({ mediaCodecs: [{ kind: 'video', mimeType: 'video/VP8', clockRate: 90000 }] });
+			const transport = await appRouter.createPlainTransport({ listenIp: '127.0.0.1', comedia: true, rtcpMux: false });
+			const producer = await transport.produce({
+				kind: 'video',
+				rtpParameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000 }], encodings: [{ ssrc: 777 }] },
+			});
+			source = new FfmpegProcess({
+				binary: resolveFfmpeg().path,
+				args: testSourceArgs({
+					video: { codec: 'VP8', width: 320, height: 180, fps: 15, bitrateKbps: 200, keyframeIntervalSeconds: 1, threads: 1 },
+					videoTarget: { host: '127.0.0.1', rtpPort: transport.tuple.localPort, rtcpPort: transport.rtcpTuple!.localPort, ssrc: 777, payloadType: 101 },
+				}),
+				logger: pino({ level: 'silent' }),
+			});
+			await source.start();
+			const broadcast = await relay.createBroadcast({ id: 'attached', video: { width: 320, height: 180, fps: 15, bitrateKbps: 200 } });
+			const ingestProducer = await broadcast.attach({ producer, router: appRouter });
+			expect(ingestProducer.id).not.toBe(producer.id);
+			const viewer = await fixture.viewer(broadcast, { audio: false });
+			await viewer.waitForFrames(15);
+			expect(broadcast.reencoder('video')!.stats.running).toBe(true);
+		} finally {
+			await source?.close();
+			appWorker.close();
+		}
 	});
 });
