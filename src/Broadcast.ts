@@ -2,9 +2,12 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
 import { codecFromMimeType, ingestRouterCodecs, type CodecName } from './codecs.js';
-import { ClosedError, ConflictError, InvalidOptionError, ProducerClosedError } from './errors.js';
+import { ClosedError, ConflictError, InvalidOptionError, InvalidRtpParametersError, ProducerClosedError, UnsupportedCodecError } from './errors.js';
 import { FanOut, type PublishedTrack, type RouterInfo } from './fanout/FanOut.js';
 import { pipeProducer } from './fanout/pipe.js';
+import { producerParametersFromOffer, sendingSections } from './ingest/webrtcOffer.js';
+import { buildAnswer, type AnswerSection } from './sdp/buildAnswer.js';
+import { parseOffer, type OfferMedia } from './sdp/parseOffer.js';
 import { descriptionsFromSdp, rtpParametersFromDescription, type RtpStreamDescription } from './ingest/rtpDescription.js';
 import type { Logger } from './logger.js';
 import type { BroadcastOptions } from './options.js';
@@ -32,6 +35,8 @@ export interface BroadcastContext {
 type SourceOrigin =
 	| { type: 'attach'; producer: ms.Producer; router: ms.Router }
 	| { type: 'rtp'; transport: ms.PlainTransport }
+	| { type: 'webrtc'; transport: ms.WebRtcTransport }
+	| { type: 'pipe'; transport: ms.PipeTransport }
 	| { type: 'local' };
 
 interface Source {
@@ -53,6 +58,25 @@ export interface RtpIngestEndpoint {
 	/** …and RTCP here. */
 	rtcpPort: number;
 	rtpParameters: ms.RtpParameters;
+}
+
+/** The relay's end of a cross-host pipe: the upstream app connects its PipeTransport here and then produces. */
+export interface PipeIngest {
+	readonly transport: ms.PipeTransport;
+	/** Where the upstream PipeTransport must send. */
+	readonly ip: string;
+	readonly port: number;
+	/** Creates the ingest producer from the upstream pipe consumer's parameters. */
+	produce(options: { kind: ms.MediaKind; rtpParameters: ms.RtpParameters; paused?: boolean }): Promise<ms.Producer>;
+	close(): void;
+}
+
+/** A WebRTC publisher (WHIP): its transport and producers on the ingest router. Close it to end the publication. */
+export interface Publication {
+	readonly transport: ms.WebRtcTransport;
+	readonly producers: ms.Producer[];
+	readonly answer: string;
+	close(): void;
 }
 
 export interface KeyframeRequestStats {
@@ -109,6 +133,7 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	readonly #lostViewers = new Map<number, string[]>();
 	readonly #keyframes: KeyframeRequestStats = { fromViewers: 0, absorbed: 0, forwardedUpstream: 0, toReencoder: 0 };
 	readonly #watched = new WeakSet<ms.Producer>();
+	readonly #claims = new Set<ms.MediaKind>();
 	readonly #viewerTransport: ViewerTransportOptions;
 	#fanOut: FanOut;
 	#ingestRouter!: ms.Router;
@@ -211,9 +236,18 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	}
 
 	#assertKindFree(kind: ms.MediaKind): void {
-		if (this.#sources.has(kind)) {
+		if (this.#sources.has(kind) || this.#claims.has(kind)) {
 			throw new ConflictError(`broadcast ${this.id} already has a ${kind} source; close it or create another broadcast`);
 		}
+	}
+
+	/** Reserves kinds for a source being set up, so two publishers racing cannot both get in. */
+	#claim(kinds: ms.MediaKind[]): () => void {
+		for (const kind of kinds) this.#assertKindFree(kind);
+		for (const kind of kinds) this.#claims.add(kind);
+		return () => {
+			for (const kind of kinds) this.#claims.delete(kind);
+		};
 	}
 
 	/**
@@ -227,14 +261,23 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 			throw new InvalidOptionError('attach() takes { producer, router }: a mediasoup Producer and the Router it lives on');
 		}
 		if (producer.closed) throw new ProducerClosedError(`producer ${producer.id} is closed; attach a live producer`);
-		this.#assertKindFree(producer.kind);
-		let ingestProducer: ms.Producer;
-		if (router.id === this.#ingestRouter.id) ingestProducer = producer;
-		else {
-			ingestProducer = await pipeProducer({ producerId: producer.id, source: router, target: this.#ingestRouter });
+		const release = this.#claim([producer.kind]);
+		try {
+			if (router.id === this.#ingestRouter.id) {
+				await this.#addSource(producer, { type: 'local' });
+				return producer;
+			}
+			const ingestProducer = await pipeProducer({ producerId: producer.id, source: router, target: this.#ingestRouter });
+			try {
+				await this.#addSource(ingestProducer, { type: 'attach', producer, router });
+			} catch (error) {
+				ingestProducer.close();
+				throw error;
+			}
+			return ingestProducer;
+		} finally {
+			release();
 		}
-		await this.#addSource(ingestProducer, router.id === this.#ingestRouter.id ? { type: 'local' } : { type: 'attach', producer, router });
-		return ingestProducer;
 	}
 
 	/**
@@ -246,7 +289,15 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		this.#assertOpen();
 		const descriptions = 'sdp' in input ? descriptionsFromSdp(input.sdp) : Array.isArray(input) ? input : [input];
 		const parsed = descriptions.map((d) => rtpParametersFromDescription(d));
-		for (const p of parsed) this.#assertKindFree(p.kind);
+		const release = this.#claim(parsed.map((p) => p.kind));
+		try {
+			return await this.#openRtpIngest(parsed);
+		} finally {
+			release();
+		}
+	}
+
+	async #openRtpIngest(parsed: ReturnType<typeof rtpParametersFromDescription>[]): Promise<RtpIngestEndpoint[]> {
 		const endpoints: RtpIngestEndpoint[] = [];
 		for (const { kind, codec, rtpParameters } of parsed) {
 			const transport = await this.#ingestRouter.createPlainTransport({
@@ -275,6 +326,108 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 			}
 		}
 		return endpoints;
+	}
+
+	/**
+	 * Publishes from a WebRTC peer (WHIP, a browser, werift) given its SDP offer:
+	 * a WebRtcTransport on the ingest router and a producer per sending section.
+	 * Resolves with the answer; on any failure nothing is left behind.
+	 */
+	async publish(offerSdp: string): Promise<Publication> {
+		this.#assertOpen();
+		const offer = parseOffer(offerSdp);
+		const sections = sendingSections(offer.media);
+		if (!sections.has('video')) throw new UnsupportedCodecError('the offer sends no video; publish a video track (VP8 or H264)');
+		const parsed = [...sections.values()].map((section) => ({ section, ...producerParametersFromOffer(section) }));
+		const release = this.#claim(parsed.map(({ section }) => section.kind));
+		try {
+			return await this.#openPublication(offer, parsed);
+		} finally {
+			release();
+		}
+	}
+
+	async #openPublication(
+		offer: ReturnType<typeof parseOffer>,
+		parsed: Array<{ section: OfferMedia; rtpParameters: ms.RtpParameters }>,
+	): Promise<Publication> {
+		const listen = this.#context.transport.listenIps;
+		const transport = await this.#ingestRouter.createWebRtcTransport({
+			listenIps: listen,
+			enableUdp: true,
+			enableTcp: true,
+			preferUdp: true,
+			appData: { broadcastId: this.id, tier: 'webrtc-ingest' },
+		});
+		const producers: ms.Producer[] = [];
+		try {
+			const answerSections = new Map<string, AnswerSection>();
+			for (const { section, rtpParameters } of parsed) {
+				const producer = await transport.produce({ kind: section.kind, rtpParameters });
+				producers.push(producer);
+				answerSections.set(section.mid, { direction: 'recvonly', rtpParameters: producer.rtpParameters });
+			}
+			await transport.connect({ dtlsParameters: { ...offer.dtlsParameters, role: 'server' } });
+			for (const producer of producers) await this.#addSource(producer, { type: 'webrtc', transport });
+			const answer = buildAnswer(offer, transport, answerSections);
+			transport.observer.once('close', () => this.#logger.info('publisher transport closed'));
+			return { transport, producers, answer, close: () => transport.close() };
+		} catch (error) {
+			for (const producer of producers) {
+				const source = this.#sources.get(producer.kind);
+				if (source?.producer === producer) this.#sourceClosed(source, 'publish failed');
+			}
+			transport.close();
+			throw error;
+		}
+	}
+
+	/**
+	 * The relay's half of pipeToRouter() across hosts: a PipeTransport on the
+	 * ingest router connected to the upstream app's PipeTransport at `remote`.
+	 * The upstream side then consumes its producer and hands the consumer's RTP
+	 * parameters to produce() (see pipeToRelay() for the upstream half).
+	 */
+	async openPipeIngest(remote: { ip: string; port: number }): Promise<PipeIngest> {
+		this.#assertOpen();
+		if (typeof remote?.ip !== 'string' || !Number.isInteger(remote?.port) || remote.port < 1 || remote.port > 65535) {
+			throw new InvalidOptionError('pipe ingest needs { ip, port } of the upstream PipeTransport');
+		}
+		const listen = this.#context.transport.listenIps[0]!;
+		const transport = await this.#ingestRouter.createPipeTransport({ listenIp: listen, appData: { broadcastId: this.id, tier: 'pipe-ingest' } });
+		try {
+			await transport.connect({ ip: remote.ip, port: remote.port });
+		} catch (error) {
+			transport.close();
+			throw new InvalidOptionError(`cannot connect the pipe to ${remote.ip}:${remote.port}: ${(error as Error).message}`);
+		}
+		return {
+			transport,
+			ip: listen.announcedIp ?? transport.tuple.localIp,
+			port: transport.tuple.localPort,
+			produce: async ({ kind, rtpParameters, paused }) => {
+				this.#assertOpen();
+				const release = this.#claim([kind]);
+				try {
+					let producer: ms.Producer;
+					try {
+						producer = await transport.produce({ kind, rtpParameters, paused: paused ?? false });
+					} catch (error) {
+						throw new InvalidRtpParametersError(`the pipe producer's RTP parameters are not valid: ${(error as Error).message}`, { cause: error });
+					}
+					try {
+						await this.#addSource(producer, { type: 'pipe', transport });
+					} catch (error) {
+						producer.close();
+						throw error;
+					}
+					return producer;
+				} finally {
+					release();
+				}
+			},
+			close: () => transport.close(),
+		};
 	}
 
 	async #addSource(producer: ms.Producer, origin: SourceOrigin): Promise<void> {
@@ -488,7 +641,7 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		this.#sources.clear();
 		await Promise.all(sources.map((s) => s.reencoder?.close()));
 		for (const source of sources) {
-			if (source.origin.type === 'rtp') source.origin.transport.close();
+			if (source.origin.type === 'rtp' || source.origin.type === 'webrtc' || source.origin.type === 'pipe') source.origin.transport.close();
 			// A pipe producer on our ingest router is ours; the app's own producer is not.
 			if (source.origin.type === 'attach') source.producer.close();
 		}
