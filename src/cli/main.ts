@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino } from 'pino';
+import { RelayError } from '../errors.js';
+import { testSourceArgs } from '../ffmpeg/args.js';
+import { resolveFfmpeg } from '../ffmpeg/binary.js';
+import { FfmpegProcess } from '../ffmpeg/FfmpegProcess.js';
+import { loadServiceConfig } from '../service/config.js';
+import { startService } from '../service/Service.js';
+
+/** Exit codes, documented in README. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, unreachable: 3, refused: 4 } as const;
+
+class CliError extends Error {
+	constructor(
+		message: string,
+		readonly exitCode: number,
+	) {
+		super(message);
+	}
+}
+
+function integer(value: string): number {
+	const parsed = Number(value);
+	if (!Number.isInteger(parsed)) throw new InvalidArgumentError('not an integer');
+	return parsed;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+	return [...previous, value];
+}
+
+async function api<T>(relay: string, path: string, init: RequestInit & { token?: string } = {}): Promise<T> {
+	const url = `${relay.replace(/\/+$/, '')}${path}`;
+	let response: Response;
+	try {
+		response = await fetch(url, {
+			...init,
+			headers: {
+				...(init.body ? { 'content-type': 'application/json' } : {}),
+				...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+			},
+		});
+	} catch (error) {
+		throw new CliError(`cannot reach the relay at ${relay} (${(error as Error).cause ?? (error as Error).message}); is "broadcast-relay serve" running?`, EXIT.unreachable);
+	}
+	const text = await response.text();
+	if (!response.ok) {
+		let message = text;
+		try {
+			message = (JSON.parse(text) as { message?: string }).message ?? text;
+		} catch {
+			/* plain text */
+		}
+		const hint = response.status === 401 ? ' (pass --token)' : '';
+		throw new CliError(`relay refused ${init.method ?? 'GET'} ${path}: ${response.status} ${message}${hint}`, EXIT.refused);
+	}
+	return (text ? JSON.parse(text) : undefined) as T;
+}
+
+interface BroadcastStats {
+	id: string;
+	mode: string;
+	live: boolean;
+	viewers: number;
+	keyframeRequests: { fromViewers: number; absorbed: number; forwardedUpstream: number };
+	reencoders: Array<{ kind: string; fps: number; bitrateKbps: number; restarts: number; running: boolean }>;
+	workersInUse: number[];
+}
+
+function statsLine(b: BroadcastStats): string {
+	const video = b.reencoders.find((r) => r.kind === 'video');
+	const reencoder = video ? `re-encoder ${video.running ? 'up' : 'DOWN'} ${video.fps.toFixed(0)} fps ${video.bitrateKbps.toFixed(0)} kbit/s restarts ${video.restarts}` : 'no re-encoder';
+	const k = b.keyframeRequests;
+	return `${b.id} [${b.mode}${b.live ? ', live' : ''}] viewers ${b.viewers} | keyframe requests: ${k.fromViewers} from viewers, ${k.absorbed} absorbed, ${k.forwardedUpstream} to broadcaster | ${reencoder} | workers ${b.workersInUse.join(',') || '-'}`;
+}
+
+const program = new Command()
+	.name('broadcast-relay')
+	.description('One WebRTC broadcaster to thousands of viewers, with a re-encoder tier that absorbs keyframe requests')
+	.version('0.1.0')
+	.showHelpAfterError('(run with --help for usage)')
+	// Usage errors exit 2 (subcommands inherit this), help and version 0.
+	.exitOverride((error) => {
+		process.exit(error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? EXIT.ok : EXIT.usage);
+	});
+
+program
+	.command('serve')
+	.description('run the relay service (WHIP ingest, WHEP playback, API, metrics, web pages)')
+	.option('-c, --config <file>', 'JSON config file (flags and BROADCAST_RELAY_* environment variables override it)')
+	.option('--host <address>', 'HTTP listen address (default 127.0.0.1)')
+	.option('-p, --port <port>', 'HTTP port (default 8080)', integer)
+	.option('-w, --workers <n>', 'mediasoup workers (default: one per CPU core)', integer)
+	.option('--demo [id]', 'start a demo broadcast from an FFmpeg test pattern (id default "demo")')
+	.option('--ingest-token <token>', 'bearer token accepted for WHIP and ingest (repeatable)', collect)
+	.option('--admin-token <token>', 'bearer token accepted for the admin API (repeatable)', collect)
+	.option('--listen-ip <ip>', 'IP the WebRTC transports listen on (default 127.0.0.1)')
+	.option('--announced-ip <ip>', 'IP announced in ICE candidates (behind NAT)')
+	.option('--ffmpeg <path>', 'FFmpeg binary')
+	.addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+	.option('--print-config', 'print the merged configuration and exit')
+	.action(async (flags) => {
+		const relay: Record<string, unknown> = {};
+		if (flags.workers !== undefined) relay.workers = flags.workers;
+		if (flags.listenIp) relay.listenIp = flags.listenIp;
+		if (flags.announcedIp) relay.announcedIp = flags.announcedIp;
+		if (flags.ffmpeg) relay.ffmpegPath = flags.ffmpeg;
+		const config = loadServiceConfig({
+			file: flags.config,
+			env: process.env,
+			flags: {
+				host: flags.host,
+				port: flags.port,
+				demo: flags.demo === true ? 'demo' : flags.demo,
+				ingestTokens: flags.ingestToken,
+				adminTokens: flags.adminToken,
+				logLevel: flags.logLevel,
+				...(Object.keys(relay).length ? { relay } : {}),
+			},
+		});
+		if (flags.printConfig) {
+			process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+			return;
+		}
+		const service = await startService(config);
+		const watch = config.demo ? `\n  watch the demo:  ${service.url}/watch/${config.demo}` : '';
+		process.stderr.write(`\nbroadcast-relay is up\n  dashboard:       ${service.url}/${watch}\n  publish (WHIP):  ${service.url}/whip/<broadcast>\n  play (WHEP):     ${service.url}/whep/<broadcast>\n\n`);
+		let stopping = false;
+		const stop = (signal: string) => {
+			if (stopping) return;
+			stopping = true;
+			const timer = setTimeout(() => {
+				process.stderr.write(`shutdown took longer than ${config.shutdownTimeoutMs} ms; exiting anyway\n`);
+				process.exit(EXIT.failure);
+			}, config.shutdownTimeoutMs);
+			timer.unref();
+			process.stderr.write(`${signal}: shutting down\n`);
+			service.close().then(
+				() => process.exit(EXIT.ok),
+				() => process.exit(EXIT.failure),
+			);
+		};
+		process.on('SIGTERM', () => stop('SIGTERM'));
+		process.on('SIGINT', () => stop('SIGINT'));
+	});
+
+program
+	.command('attach')
+	.description('attach a re-encoder to an RTP/SDP source on a running relay, and print where to send and where to watch')
+	.requiredOption('-b, --broadcast <id>', 'broadcast id (created if it does not exist)')
+	.option('-r, --relay <url>', 'relay base URL', 'http://127.0.0.1:8080')
+	.option('-t, --token <token>', 'bearer token (ingest and admin)')
+	.option('--sdp <file>', 'SDP file describing the RTP the encoder sends (needs a=ssrc lines)')
+	.addOption(new Option('--codec <codec>', 'video codec the encoder sends').choices(['VP8', 'H264']).default('VP8'))
+	.option('--payload-type <pt>', 'video RTP payload type', integer, 96)
+	.option('--ssrc <ssrc>', 'video SSRC', integer, 1111)
+	.option('--audio-ssrc <ssrc>', 'also ingest Opus audio with this SSRC (payload type 111)', integer)
+	.addOption(new Option('--mode <mode>', 'relay (re-encode) or baseline').choices(['relay', 'baseline']).default('relay'))
+	.option('--test-source', 'send FFmpeg test pattern to the ingest from here (a stand-in encoder)')
+	.option('-f, --follow', 'print live stats every second until interrupted')
+	.action(async (flags) => {
+		const { relay, token } = flags;
+		const id = encodeURIComponent(flags.broadcast);
+		const existing = await api<BroadcastStats[]>(relay, '/api/broadcasts', { token });
+		if (!existing.some((b) => b.id === flags.broadcast)) {
+			await api(relay, '/api/broadcasts', { method: 'POST', body: JSON.stringify({ id: flags.broadcast, mode: flags.mode }), token });
+		}
+		const streams = [{ codec: flags.codec, payloadType: flags.payloadType, ssrc: flags.ssrc }];
+		if (flags.audioSsrc !== undefined) streams.push({ codec: 'opus', payloadType: 111, ssrc: flags.audioSsrc });
+		const body = flags.sdp ? { sdp: readFileSync(flags.sdp, 'utf8') } : { streams };
+		const { endpoints } = await api<{ endpoints: Array<{ kind: string; ip: string; port: number; rtcpPort: number; rtpParameters: unknown }> }>(
+			relay,
+			`/api/broadcasts/${id}/rtp-ingest`,
+			{ method: 'POST', body: JSON.stringify(body), token },
+		);
+		for (const e of endpoints) process.stdout.write(`send ${e.kind} RTP to ${e.ip}:${e.port} (RTCP ${e.rtcpPort})\n`);
+		process.stdout.write(`watch: ${relay.replace(/\/+$/, '')}/watch/${id}\nWHEP:  ${relay.replace(/\/+$/, '')}/whep/${id}\n`);
+
+		let source: FfmpegProcess | undefined;
+		if (flags.testSource) {
+			const video = endpoints.find((e) => e.kind === 'video')!;
+			const audio = endpoints.find((e) => e.kind === 'audio');
+			source = new FfmpegProcess({
+				binary: resolveFfmpeg().path,
+				args: testSourceArgs({
+					video: { codec: flags.codec, width: 1280, height: 720, fps: 30, bitrateKbps: 2000, keyframeIntervalSeconds: 4, threads: 1 },
+					videoTarget: { host: video.ip, rtpPort: video.port, rtcpPort: video.rtcpPort, ssrc: flags.ssrc, payloadType: flags.payloadType },
+					...(audio ? { audioTarget: { host: audio.ip, rtpPort: audio.port, rtcpPort: audio.rtcpPort, ssrc: flags.audioSsrc, payloadType: 111 } } : {}),
+				}),
+				logger: pino({ level: 'warn' }, pino.destination(2)),
+			});
+			await source.start();
+			process.stdout.write('sending the FFmpeg test pattern\n');
+		}
+		if (!flags.follow && !source) return;
+		const stop = async () => {
+			await source?.close();
+			process.exit(EXIT.ok);
+		};
+		process.on('SIGINT', () => void stop());
+		process.on('SIGTERM', () => void stop());
+		for (;;) {
+			if (flags.follow) {
+				const stats = await api<BroadcastStats>(relay, `/api/broadcasts/${id}`, { token });
+				process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${statsLine(stats)}\n`);
+			}
+			await new Promise((resolve) => setTimeout(resolve, 1000));
+		}
+	});
+
+program
+	.command('status')
+	.description('show the broadcasts and worker load of a running relay')
+	.option('-r, --relay <url>', 'relay base URL', 'http://127.0.0.1:8080')
+	.option('-t, --token <token>', 'admin bearer token')
+	.option('--json', 'print the raw JSON')
+	.action(async (flags) => {
+		const status = await api<{ ready: boolean; workers: Array<{ index: number; pid: number; alive: boolean; consumers: number; budget: number }>; broadcasts: BroadcastStats[] }>(
+			flags.relay,
+			'/api/status',
+			{ token: flags.token },
+		);
+		if (flags.json) {
+			process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+			return;
+		}
+		process.stdout.write(`relay ${flags.relay}: ${status.ready ? 'ready' : 'NOT READY (rebuilding workers)'}\n\nworkers:\n`);
+		for (const w of status.workers) {
+			process.stdout.write(`  #${w.index} pid ${w.pid} ${w.alive ? 'alive' : 'DEAD'}  consumers ${w.consumers}/${w.budget}\n`);
+		}
+		process.stdout.write(`\nbroadcasts:${status.broadcasts.length ? '' : ' none'}\n`);
+		for (const b of status.broadcasts) process.stdout.write(`  ${statsLine(b)}\n`);
+	});
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+	if (error instanceof CliError) {
+		process.stderr.write(`broadcast-relay: ${error.message}\n`);
+		process.exit(error.exitCode);
+	}
+	if (error instanceof RelayError) {
+		process.stderr.write(`broadcast-relay: ${error.message}\n`);
+		process.exit(error.code === 'ERR_INVALID_OPTION' ? EXIT.usage : EXIT.failure);
+	}
+	process.stderr.write(`broadcast-relay: ${(error as Error).stack ?? String(error)}\n`);
+	process.exit(EXIT.failure);
+});

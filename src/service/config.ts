@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { InvalidOptionError } from '../errors.js';
+import { relayOptionsSchema } from '../options.js';
+
+const tokenList = z.array(z.string().min(8, 'tokens must be at least 8 characters')).default([]);
+
+/** The service's whole configuration. Each field is documented once, here, with its default. */
+export const serviceConfigSchema = z.object({
+	/** Address the HTTP server listens on. Default "127.0.0.1". */
+	host: z.string().min(1).default('127.0.0.1'),
+	/** HTTP port; 0 picks a free one. Default 8080. */
+	port: z.number().int().min(0).max(65535).default(8080),
+	/** Bearer tokens accepted for WHIP ingest and the ingest API. Empty: ingest is open (log warns). */
+	ingestTokens: tokenList,
+	/** Bearer tokens accepted for the admin API (create/delete broadcasts, stats). Empty: open. */
+	adminTokens: tokenList,
+	/** Create a broadcast when a WHIP publisher posts to an unknown id. Default true. */
+	autoCreateBroadcasts: z.boolean().default(true),
+	/** Start a demo broadcast (FFmpeg test pattern) with this id; empty string: no demo. Default "" (off). */
+	demo: z.string().regex(/^[A-Za-z0-9_-]*$/).default(''),
+	/** Largest request body accepted, bytes (SDP offers are a few KiB). Default 65536. */
+	bodyLimit: z.number().int().min(1024).default(64 * 1024),
+	/** How long graceful shutdown may take before the process exits anyway, ms. Default 10000. */
+	shutdownTimeoutMs: z.number().int().min(100).default(10_000),
+	/** Seconds a client is told to wait (Retry-After) when there is no capacity. Default 5. */
+	retryAfterSeconds: z.number().int().min(1).default(5),
+	/** Log level of the service's pino logger. Default "info". */
+	logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+	/** Relay (mediasoup workers, FFmpeg, ports, budgets): see the relay options. */
+	relay: relayOptionsSchema.prefault({}),
+});
+
+export type ServiceConfigInput = z.input<typeof serviceConfigSchema>;
+export type ServiceConfig = z.output<typeof serviceConfigSchema>;
+
+/** Environment variables the service reads, and the config path each sets. */
+export const ENVIRONMENT: Record<string, { path: string[]; type: 'string' | 'number' | 'list' | 'boolean' }> = {
+	BROADCAST_RELAY_HOST: { path: ['host'], type: 'string' },
+	BROADCAST_RELAY_PORT: { path: ['port'], type: 'number' },
+	BROADCAST_RELAY_INGEST_TOKENS: { path: ['ingestTokens'], type: 'list' },
+	BROADCAST_RELAY_ADMIN_TOKENS: { path: ['adminTokens'], type: 'list' },
+	BROADCAST_RELAY_DEMO: { path: ['demo'], type: 'string' },
+	BROADCAST_RELAY_LOG_LEVEL: { path: ['logLevel'], type: 'string' },
+	BROADCAST_RELAY_WORKERS: { path: ['relay', 'workers'], type: 'number' },
+	BROADCAST_RELAY_LISTEN_IP: { path: ['relay', 'listenIp'], type: 'string' },
+	BROADCAST_RELAY_ANNOUNCED_IP: { path: ['relay', 'announcedIp'], type: 'string' },
+	BROADCAST_RELAY_RTC_MIN_PORT: { path: ['relay', 'rtcMinPort'], type: 'number' },
+	BROADCAST_RELAY_RTC_MAX_PORT: { path: ['relay', 'rtcMaxPort'], type: 'number' },
+	BROADCAST_RELAY_FFMPEG: { path: ['relay', 'ffmpegPath'], type: 'string' },
+	BROADCAST_RELAY_CONSUMERS_PER_WORKER: { path: ['relay', 'consumersPerWorker'], type: 'number' },
+};
+
+type Plain = Record<string, unknown>;
+
+function setPath(target: Plain, path: string[], value: unknown): void {
+	let node = target;
+	for (const key of path.slice(0, -1)) {
+		if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+		node = node[key] as Plain;
+	}
+	node[path.at(-1)!] = value;
+}
+
+function deepMerge(base: Plain, over: Plain): Plain {
+	const out: Plain = { ...base };
+	for (const [key, value] of Object.entries(over)) {
+		if (value === undefined) continue;
+		const current = out[key];
+		out[key] =
+			value && typeof value === 'object' && !Array.isArray(value) && current && typeof current === 'object' && !Array.isArray(current)
+				? deepMerge(current as Plain, value as Plain)
+				: value;
+	}
+	return out;
+}
+
+export function configFromEnvironment(env: NodeJS.ProcessEnv): Plain {
+	const out: Plain = {};
+	for (const [name, { path, type }] of Object.entries(ENVIRONMENT)) {
+		const raw = env[name];
+		if (raw === undefined || raw === '') continue;
+		const value =
+			type === 'number' ? Number(raw) : type === 'list' ? raw.split(',').map((t) => t.trim()).filter(Boolean) : type === 'boolean' ? raw === 'true' : raw;
+		setPath(out, path, value);
+	}
+	return out;
+}
+
+export function configFromFile(file: string): Plain {
+	let text: string;
+	try {
+		text = readFileSync(file, 'utf8');
+	} catch (error) {
+		throw new InvalidOptionError(`cannot read config file ${file}: ${(error as Error).message}`);
+	}
+	try {
+		return JSON.parse(text) as Plain;
+	} catch (error) {
+		throw new InvalidOptionError(`config file ${file} is not valid JSON: ${(error as Error).message}`);
+	}
+}
+
+/**
+ * Merges configuration, later sources winning: built-in defaults, the config
+ * file, environment variables, command-line flags. Validates once and names
+ * every bad field.
+ */
+export function loadServiceConfig(sources: { file?: string; env?: NodeJS.ProcessEnv; flags?: Plain } = {}): ServiceConfig {
+	let merged: Plain = {};
+	if (sources.file) merged = deepMerge(merged, configFromFile(sources.file));
+	if (sources.env) merged = deepMerge(merged, configFromEnvironment(sources.env));
+	if (sources.flags) merged = deepMerge(merged, sources.flags);
+	const parsed = serviceConfigSchema.safeParse(merged);
+	if (!parsed.success) {
+		throw new InvalidOptionError(
+			`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ')}`,
+		);
+	}
+	return parsed.data;
+}

@@ -1,0 +1,148 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { PipeIngest } from '../../Broadcast.js';
+import { InvalidOptionError, NotFoundError } from '../../errors.js';
+import type { Relay } from '../../Relay.js';
+import { authorize } from '../auth.js';
+import type { ServiceConfig } from '../config.js';
+import { sendJsonError } from '../httpErrors.js';
+import type { SessionRegistry } from '../sessions.js';
+
+interface Context {
+	relay: Relay;
+	sessions: SessionRegistry;
+	config: ServiceConfig;
+}
+
+const rtpIngestBody = z.union([
+	z.object({ sdp: z.string().min(1) }),
+	z.object({
+		streams: z
+			.array(
+				z.object({
+					codec: z.string(),
+					payloadType: z.number(),
+					ssrc: z.number(),
+					parameters: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+				}),
+			)
+			.min(1)
+			.max(2),
+	}),
+]);
+
+const pipeOpenBody = z.object({ ip: z.string().min(1), port: z.number().int().min(1).max(65535) });
+const pipeProduceBody = z.object({
+	kind: z.enum(['audio', 'video']),
+	rtpParameters: z.object({ codecs: z.array(z.any()).min(1), encodings: z.array(z.any()).min(1) }).passthrough(),
+	paused: z.boolean().optional(),
+});
+
+function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
+	const result = schema.safeParse(body);
+	if (!result.success) {
+		throw new InvalidOptionError(`${what}: ${result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+	}
+	return result.data;
+}
+
+type Id = { Params: { id: string } };
+
+/** The JSON API: broadcasts, stats, worker load, and the RTP and pipe ingest for other encoders and mediasoup apps. */
+export function registerApi(app: FastifyInstance, { relay, sessions, config }: Context): void {
+	const admin = config.adminTokens;
+	const ingest = config.ingestTokens;
+	const retry = config.retryAfterSeconds;
+
+	app.get('/api/status', async (request, reply) => {
+		if (!authorize(request, reply, admin, 'admin')) return reply;
+		return relay.getStats();
+	});
+
+	app.get('/api/workers', async (request, reply) => {
+		if (!authorize(request, reply, admin, 'admin')) return reply;
+		return relay.workerLoad();
+	});
+
+	app.get('/api/broadcasts', async (request, reply) => {
+		if (!authorize(request, reply, admin, 'admin')) return reply;
+		return Promise.all([...relay.broadcasts.values()].map((b) => b.getStats()));
+	});
+
+	app.post('/api/broadcasts', async (request, reply) => {
+		if (!authorize(request, reply, admin, 'admin')) return reply;
+		try {
+			const broadcast = await relay.createBroadcast((request.body ?? {}) as never);
+			return reply.code(201).header('location', `/api/broadcasts/${broadcast.id}`).send(await broadcast.getStats());
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+
+	app.get<Id>('/api/broadcasts/:id', async (request, reply) => {
+		if (!authorize(request, reply, admin, 'admin')) return reply;
+		try {
+			return await relay.broadcast(request.params.id).getStats();
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+
+	app.delete<Id>('/api/broadcasts/:id', async (request, reply) => {
+		if (!authorize(request, reply, admin, 'admin')) return reply;
+		try {
+			await relay.deleteBroadcast(request.params.id);
+			return reply.code(204).send();
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+
+	app.post<Id>('/api/broadcasts/:id/rtp-ingest', async (request, reply) => {
+		if (!authorize(request, reply, ingest, 'ingest')) return reply;
+		try {
+			const body = parse(rtpIngestBody, request.body, 'RTP ingest body');
+			const broadcast = relay.broadcast(request.params.id);
+			const endpoints = await broadcast.ingestRtp('sdp' in body ? { sdp: body.sdp } : body.streams);
+			return reply.code(201).send({ endpoints });
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+
+	app.post<Id>('/api/broadcasts/:id/pipe-ingest', async (request, reply) => {
+		if (!authorize(request, reply, ingest, 'ingest')) return reply;
+		try {
+			const remote = parse(pipeOpenBody, request.body, 'pipe ingest body');
+			const broadcast = relay.broadcast(request.params.id);
+			const pipe = await broadcast.openPipeIngest(remote);
+			const session = sessions.create('pipe', broadcast.id, () => pipe.close(), pipe);
+			pipe.transport.observer.once('close', () => sessions.forget(session.id));
+			const sessionUrl = `/api/broadcasts/${encodeURIComponent(broadcast.id)}/pipe-ingest/${session.id}`;
+			return reply.code(201).header('location', sessionUrl).send({ sessionUrl, ip: pipe.ip, port: pipe.port });
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+
+	app.post<{ Params: { id: string; session: string } }>('/api/broadcasts/:id/pipe-ingest/:session/producers', async (request, reply) => {
+		if (!authorize(request, reply, ingest, 'ingest')) return reply;
+		try {
+			const session = sessions.get('pipe', request.params.id, request.params.session);
+			if (!session) throw new NotFoundError('no such pipe ingest session; open one with POST .../pipe-ingest');
+			const body = parse(pipeProduceBody, request.body, 'pipe producer body');
+			const producer = await (session.data as PipeIngest).produce(body as never);
+			return reply.code(201).send({ producerId: producer.id });
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+
+	app.delete<{ Params: { id: string; session: string } }>('/api/broadcasts/:id/pipe-ingest/:session', async (request, reply) => {
+		if (!authorize(request, reply, ingest, 'ingest')) return reply;
+		const session = sessions.get('pipe', request.params.id, request.params.session);
+		if (!session) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: 'no such pipe ingest session' });
+		sessions.end(session.id);
+		return reply.code(204).send();
+	});
+}

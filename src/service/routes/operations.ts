@@ -1,0 +1,92 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Relay, RelayStats } from '../../Relay.js';
+import type { SessionRegistry } from '../sessions.js';
+
+/**
+ * Prometheus metrics. Everything is read from the relay's stats at scrape
+ * time (one getStats() per scrape), so nothing has to be kept in step.
+ */
+export function createMetrics(relay: Relay, sessions: SessionRegistry): Registry {
+	const registry = new Registry();
+	collectDefaultMetrics({ register: registry, prefix: 'broadcast_relay_process_' });
+	let current: RelayStats | undefined;
+
+	const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, stats: RelayStats) => void) =>
+		new Gauge({
+			name,
+			help,
+			labelNames,
+			registers: [registry],
+			collect() {
+				this.reset();
+				if (current) fill(this, current);
+			},
+		});
+
+	// The first metric collected refreshes the snapshot the others read.
+	new Gauge({
+		name: 'broadcast_relay_ready',
+		help: '1 when every worker is up, 0 while a dead worker is being replaced',
+		registers: [registry],
+		async collect() {
+			current = await relay.getStats();
+			this.set(current.ready ? 1 : 0);
+		},
+	});
+	gauge('broadcast_relay_broadcasts', 'Broadcasts, live or not', [], (g, s) => g.set(s.broadcasts.length));
+	gauge('broadcast_relay_viewers', 'Viewers per broadcast', ['broadcast'], (g, s) => {
+		for (const b of s.broadcasts) g.set({ broadcast: b.id }, b.viewers);
+	});
+	gauge('broadcast_relay_worker_consumers', 'Consumers placed per worker', ['worker'], (g, s) => {
+		for (const w of s.workers) g.set({ worker: String(w.index) }, w.consumers);
+	});
+	gauge('broadcast_relay_worker_alive', 'Whether each worker is alive', ['worker'], (g, s) => {
+		for (const w of s.workers) g.set({ worker: String(w.index) }, w.alive ? 1 : 0);
+	});
+	gauge('broadcast_relay_keyframe_requests', 'Keyframe requests (PLI/FIR) since the broadcast started', ['broadcast', 'stage'], (g, s) => {
+		for (const b of s.broadcasts) {
+			g.set({ broadcast: b.id, stage: 'from_viewers' }, b.keyframeRequests.fromViewers);
+			g.set({ broadcast: b.id, stage: 'absorbed' }, b.keyframeRequests.absorbed);
+			g.set({ broadcast: b.id, stage: 'forwarded_upstream' }, b.keyframeRequests.forwardedUpstream);
+		}
+	});
+	gauge('broadcast_relay_reencoder_fps', 'Re-encoder output frame rate', ['broadcast', 'kind'], (g, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.fps);
+	});
+	gauge('broadcast_relay_reencoder_bitrate_kbps', 'Re-encoder output bitrate, kbit/s', ['broadcast', 'kind'], (g, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.bitrateKbps);
+	});
+	gauge('broadcast_relay_reencoder_speed', 'Re-encoder speed relative to real time', ['broadcast', 'kind'], (g, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.speed);
+	});
+	gauge('broadcast_relay_reencoder_restarts', 'Times FFmpeg was restarted after dying', ['broadcast', 'kind'], (g, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.restarts);
+	});
+	gauge('broadcast_relay_broadcaster_bitrate_bps', "Broadcaster's incoming bitrate, bit/s", ['broadcast', 'kind'], (g, s) => {
+		for (const b of s.broadcasts) {
+			for (const [kind, bps] of Object.entries(b.broadcasterBitrate)) g.set({ broadcast: b.id, kind }, bps ?? 0);
+		}
+	});
+	new Gauge({
+		name: 'broadcast_relay_http_sessions',
+		help: 'Open WHIP, WHEP and pipe-ingest sessions',
+		labelNames: ['kind'],
+		registers: [registry],
+		collect() {
+			for (const kind of ['whip', 'whep', 'pipe'] as const) this.set({ kind }, sessions.count(kind));
+		},
+	});
+	return registry;
+}
+
+export function registerOperations(app: FastifyInstance, relay: Relay, registry: Registry, requests: Counter): void {
+	app.get('/healthz', async () => ({ status: 'ok' }));
+	app.get('/readyz', async (_request, reply) =>
+		relay.ready ? { status: 'ready' } : reply.code(503).header('retry-after', '1').send({ status: 'rebuilding workers' }),
+	);
+	app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+	app.addHook('onResponse', async (request, reply) => {
+		requests.inc({ route: request.routeOptions.url ?? 'unknown', method: request.method, status: String(reply.statusCode) });
+	});
+}

@@ -1,0 +1,133 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Broadcast } from '../../Broadcast.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
+import type { Relay } from '../../Relay.js';
+import { authorize } from '../auth.js';
+import type { ServiceConfig } from '../config.js';
+import { sendError } from '../httpErrors.js';
+import type { SessionRegistry } from '../sessions.js';
+
+interface Context {
+	relay: Relay;
+	sessions: SessionRegistry;
+	config: ServiceConfig;
+}
+
+type Params = { broadcast: string };
+type SessionParams = { broadcast: string; session: string };
+
+const CORS = {
+	'access-control-allow-origin': '*',
+	'access-control-allow-headers': 'authorization, content-type, if-match',
+	'access-control-expose-headers': 'location, etag, accept-post, accept-patch, link',
+};
+
+function isSdp(request: FastifyRequest): boolean {
+	return (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/sdp';
+}
+
+function methodNotAllowed(allow: string) {
+	return async (_request: FastifyRequest, reply: FastifyReply) =>
+		reply.code(405).header('allow', allow).type('text/plain; charset=utf-8').send(`method not allowed; use ${allow}`);
+}
+
+/**
+ * WHIP (RFC 9725) ingest and WHEP playback: POST an SDP offer to
+ * /whip|whep/:broadcast, get 201 with the answer and a session URL; DELETE
+ * the session URL to end it. mediasoup is ICE-lite and its answers carry
+ * every candidate, so trickle PATCHes are acknowledged and not needed.
+ */
+export function registerSdpEndpoints(app: FastifyInstance, context: Context): void {
+	const { relay, sessions, config } = context;
+
+	for (const protocol of ['whip', 'whep'] as const) {
+		const resource = `/${protocol}/:broadcast`;
+		const sessionPath = `${resource}/sessions/:session`;
+		const tokens = protocol === 'whip' ? config.ingestTokens : [];
+
+		app.options(resource, async (_request, reply) =>
+			reply.code(204).headers({ ...CORS, 'access-control-allow-methods': 'POST, OPTIONS', 'accept-post': 'application/sdp' }).send(),
+		);
+		app.options(sessionPath, async (_request, reply) =>
+			reply
+				.code(204)
+				.headers({ ...CORS, 'access-control-allow-methods': 'PATCH, DELETE, OPTIONS', 'accept-patch': 'application/trickle-ice-sdpfrag' })
+				.send(),
+		);
+		app.route({ method: ['GET', 'PUT', 'PATCH', 'DELETE'], url: resource, handler: methodNotAllowed('POST, OPTIONS') });
+		app.route({ method: ['GET', 'PUT', 'POST'], url: sessionPath, handler: methodNotAllowed('PATCH, DELETE, OPTIONS') });
+
+		app.post<{ Params: Params; Body: string }>(resource, async (request, reply) => {
+			reply.headers(CORS);
+			if (!authorize(request, reply, tokens, protocol)) return reply;
+			if (!isSdp(request)) {
+				return reply
+					.code(415)
+					.header('accept-post', 'application/sdp')
+					.type('text/plain; charset=utf-8')
+					.send('send the SDP offer with Content-Type: application/sdp');
+			}
+			const id = request.params.broadcast;
+			try {
+				const created = await (protocol === 'whip' ? startPublication(id, request.body) : startViewer(id, request.body));
+				return reply.code(201).headers({ location: created.url, etag: created.etag }).type('application/sdp').send(created.answer);
+			} catch (error) {
+				return sendError(reply, error, config.retryAfterSeconds);
+			}
+		});
+
+		app.delete<{ Params: SessionParams }>(sessionPath, async (request, reply) => {
+			reply.headers(CORS);
+			if (!authorize(request, reply, tokens, protocol)) return reply;
+			const session = sessions.get(protocol, request.params.broadcast, request.params.session);
+			if (!session) return reply.code(404).type('text/plain; charset=utf-8').send('no such session (it ended already, or never existed)');
+			sessions.end(session.id);
+			return reply.code(200).send();
+		});
+
+		app.patch<{ Params: SessionParams }>(sessionPath, async (request, reply) => {
+			reply.headers(CORS);
+			if (!authorize(request, reply, tokens, protocol)) return reply;
+			const session = sessions.get(protocol, request.params.broadcast, request.params.session);
+			if (!session) return reply.code(404).type('text/plain; charset=utf-8').send('no such session');
+			const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim();
+			if (type !== 'application/trickle-ice-sdpfrag') return reply.code(415).header('accept-patch', 'application/trickle-ice-sdpfrag').send();
+			const ifMatch = request.headers['if-match'];
+			// An ICE restart (If-Match: * with new credentials) needs renegotiation an ICE-lite session does not do.
+			if (ifMatch === '*') return reply.code(422).type('text/plain; charset=utf-8').send('ICE restarts are not supported; start a new session');
+			if (ifMatch && ifMatch !== session.etag) return reply.code(412).send();
+			return reply.code(204).send();
+		});
+	}
+
+	async function broadcastFor(id: string, create: boolean): Promise<Broadcast> {
+		const existing = relay.broadcasts.get(id);
+		if (existing) return existing;
+		if (!create) throw new NotFoundError(`no broadcast "${id}"`);
+		try {
+			return await relay.createBroadcast({ id });
+		} catch (error) {
+			// Two publishers raced to create it: the loser uses the winner's (and then gets 409 if it is live).
+			const raced = relay.broadcasts.get(id);
+			if (raced) return raced;
+			throw error;
+		}
+	}
+
+	async function startPublication(id: string, sdp: string) {
+		const broadcast = await broadcastFor(id, config.autoCreateBroadcasts);
+		const publication = await broadcast.publish(sdp);
+		const session = sessions.create('whip', id, () => publication.close());
+		publication.transport.observer.once('close', () => sessions.forget(session.id));
+		return { url: `/whip/${encodeURIComponent(id)}/sessions/${session.id}`, etag: session.etag, answer: publication.answer };
+	}
+
+	async function startViewer(id: string, sdp: string) {
+		const broadcast = await broadcastFor(id, false);
+		if (!broadcast.live) throw new ConflictError(`broadcast "${id}" is not live yet; try again when its publisher has started`);
+		const { viewer, answer } = await broadcast.addViewer(sdp);
+		const session = sessions.create('whep', id, () => viewer.close());
+		viewer.once('close', () => sessions.forget(session.id));
+		return { url: `/whep/${encodeURIComponent(id)}/sessions/${session.id}`, etag: session.etag, answer };
+	}
+}
