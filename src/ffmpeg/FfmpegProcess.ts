@@ -9,8 +9,9 @@ import type { Logger } from '../logger.js';
 /** One `-progress` block of FFmpeg, emitted about once a second. */
 export interface FfmpegProgress {
 	frame: number;
+	/** Frames per second over the last block (FFmpeg's own figure is an average since start). */
 	fps: number;
-	/** Output bitrate, kbit/s. */
+	/** Output bitrate over the last block, kbit/s. */
 	bitrateKbps: number;
 	/** Encoding speed relative to real time (1 = real time). */
 	speed: number;
@@ -150,6 +151,7 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
 	#readProgress(stream: Readable | undefined): void {
 		if (!stream) return;
 		let block: Record<string, string> = {};
+		let previous: { at: number; frame: number; bytes: number } | undefined;
 		createInterface({ input: stream }).on('line', (line) => {
 			const eq = line.indexOf('=');
 			if (eq < 0) return;
@@ -159,10 +161,17 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
 				block[key] = value;
 				return;
 			}
+			const now = performance.now();
+			const frame = parseNumber(block.frame);
+			const bytes = parseNumber(block.total_size);
+			const seconds = previous ? (now - previous.at) / 1000 : 0;
+			const fps = previous && seconds > 0 ? (frame - previous.frame) / seconds : parseNumber(block.fps);
+			const bitrateKbps = previous && seconds > 0 ? ((bytes - previous.bytes) * 8) / seconds / 1000 : parseNumber(block.bitrate);
+			previous = { at: now, frame, bytes };
 			this.emit('progress', {
-				frame: parseNumber(block.frame),
-				fps: parseNumber(block.fps),
-				bitrateKbps: parseNumber(block.bitrate),
+				frame,
+				fps: Math.round(fps * 10) / 10,
+				bitrateKbps: Math.round(bitrateKbps),
 				speed: parseNumber(block.speed),
 				dropFrames: parseNumber(block.drop_frames),
 				dupFrames: parseNumber(block.dup_frames),
