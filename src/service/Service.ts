@@ -36,7 +36,6 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 	const app: FastifyInstance = Fastify({
 		loggerInstance: logger.child({ module: 'http' }) as FastifyBaseLogger,
 		bodyLimit: config.bodyLimit,
-		disableRequestLogging: true,
 	});
 
 	if (config.ingestTokens.length === 0) logger.warn('no ingest tokens configured: anyone who reaches this service can publish');

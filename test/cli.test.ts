@@ -1,0 +1,110 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ffmpegChildren, sleep } from './helpers/fixture.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const children: ChildProcess[] = [];
+
+function run(args: string[], env: Record<string, string> = {}): ChildProcess {
+	const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+	children.push(child);
+	return child;
+}
+
+async function finish(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+	let stdout = '';
+	let stderr = '';
+	child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+	child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+	const [code] = (await once(child, 'exit')) as [number | null];
+	return { code, stdout, stderr };
+}
+
+async function waitForOutput(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+	let text = '';
+	return new Promise((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error(`no ${pattern} in ${stream} within ${timeoutMs} ms: ${text}`)), timeoutMs);
+		child[stream]!.on('data', (d: Buffer) => {
+			text += d.toString();
+			const match = pattern.exec(text);
+			if (match) {
+				clearTimeout(timer);
+				resolve(match);
+			}
+		});
+	});
+}
+
+afterEach(async () => {
+	for (const child of children.splice(0)) {
+		if (child.exitCode === null && child.signalCode === null) {
+			child.kill('SIGKILL');
+			await once(child, 'exit');
+		}
+	}
+});
+
+describe('CLI', () => {
+	it('--help on every command, exit 0', async () => {
+		for (const args of [['--help'], ['serve', '--help'], ['attach', '--help'], ['status', '--help']]) {
+			const { code, stdout } = await finish(run(args));
+			expect(code).toBe(0);
+			expect(stdout).toMatch(/Usage: broadcast-relay/);
+		}
+	});
+
+	it('usage and configuration errors: one line, exit 2', async () => {
+		const badFlag = await finish(run(['serve', '--port', 'abc']));
+		expect(badFlag.code).toBe(2);
+		expect(badFlag.stderr).toMatch(/not an integer/);
+		const badConfig = await finish(run(['serve', '--print-config'], { BROADCAST_RELAY_PORT: '99999' }));
+		expect(badConfig.code).toBe(2);
+		expect(badConfig.stderr.trim().split('\n')).toHaveLength(1);
+		expect(badConfig.stderr).toMatch(/port: /);
+	});
+
+	it('--print-config merges file, environment and flags', async () => {
+		const { code, stdout } = await finish(run(['serve', '--print-config', '--workers', '3', '--admin-token', 'admin-token-1'], { BROADCAST_RELAY_PORT: '9123' }));
+		expect(code).toBe(0);
+		const config = JSON.parse(stdout);
+		expect(config.port).toBe(9123);
+		expect(config.relay.workers).toBe(3);
+		expect(config.adminTokens).toEqual(['admin-token-1']);
+		expect(config.relay.consumersPerWorker).toBe(500);
+	});
+
+	it('status against nothing: exit 3 with what to do', async () => {
+		const { code, stderr } = await finish(run(['status', '--relay', 'http://127.0.0.1:9']));
+		expect(code).toBe(3);
+		expect(stderr).toMatch(/cannot reach the relay .* is "broadcast-relay serve" running\?/);
+	});
+
+	it('serve, status, attach --test-source, then SIGTERM: exit 0 and no FFmpeg left', { timeout: 90_000 }, async () => {
+		const serve = run(['serve', '--port', '0', '--workers', '2', '--admin-token', 'admin-token-1', '--log-level', 'warn']);
+		const [, url] = await waitForOutput(serve, 'stderr', /dashboard:\s+(http:\/\/\S+)\//);
+		const relayUrl = url!;
+
+		expect((await finish(run(['status', '--relay', relayUrl]))).code).toBe(4);
+
+		const attach = run(['attach', '--relay', relayUrl, '--token', 'admin-token-1', '--broadcast', 'cam', '--test-source', '--follow']);
+		await waitForOutput(attach, 'stdout', /send video RTP to 127\.0\.0\.1:\d+/);
+		const [line] = await waitForOutput(attach, 'stdout', /cam \[relay, live\] .*re-encoder up [1-9]\d* fps/, 30_000);
+		expect(line).toMatch(/keyframe requests/);
+		const status = await finish(run(['status', '--relay', relayUrl, '--token', 'admin-token-1']));
+		expect(status.code).toBe(0);
+		expect(status.stdout).toMatch(/cam \[relay, live\]/);
+		expect(status.stdout).toMatch(/#1 pid \d+ alive/);
+		attach.kill('SIGINT');
+		expect((await finish(attach)).code).toBe(0);
+
+		const started = Date.now();
+		serve.kill('SIGTERM');
+		const [code] = (await once(serve, 'exit')) as [number];
+		expect(code).toBe(0);
+		expect(Date.now() - started).toBeLessThan(10_000);
+		await sleep(200);
+		expect(ffmpegChildren()).toEqual([]);
+	});
+});
