@@ -14,6 +14,7 @@ import type { BroadcastOptions } from './options.js';
 import type { PortPool } from './ports/PortPool.js';
 import { TrackReencoder, type TrackReencoderStats } from './reencoder/TrackReencoder.js';
 import { Viewer, type ViewerCloseReason, type ViewerTransportOptions } from './viewers/Viewer.js';
+import { watchPeer } from './viewers/watchPeer.js';
 import type { WorkerLoad } from './workers/WorkerLoad.js';
 import type { WorkerPool } from './workers/WorkerPool.js';
 
@@ -371,6 +372,10 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 			for (const producer of producers) await this.#addSource(producer, { type: 'webrtc', transport });
 			const answer = buildAnswer(offer, transport, answerSections);
 			transport.observer.once('close', () => this.#logger.info('publisher transport closed'));
+			watchPeer(transport, this.#context.transport.peerTimeoutMs, (reason) => {
+				this.#logger.warn({ reason }, 'publisher gone; ending its publication');
+				transport.close();
+			});
 			return { transport, producers, answer, close: () => transport.close() };
 		} catch (error) {
 			for (const producer of producers) {

@@ -128,6 +128,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 				transport: {
 					listenIps: [{ ip: this.options.listenIp, ...(this.options.announcedIp ? { announcedIp: this.options.announcedIp } : {}) }],
 					initialAvailableOutgoingBitrate: this.options.initialAvailableOutgoingBitrate,
+					peerTimeoutMs: this.options.peerTimeoutMs,
 				},
 				restartBackoff: { initialMs: this.options.restartInitialMs, maxMs: this.options.restartMaxMs },
 				pickSlots: () => this.#pickSlots(),

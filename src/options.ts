@@ -64,6 +64,8 @@ export const relayOptionsSchema = z
 		restartInitialMs: z.number().int().min(0).default(250),
 		/** Longest delay between FFmpeg restarts. Default 5000. */
 		restartMaxMs: z.number().int().min(1).default(5000),
+		/** A WebRTC peer (publisher or viewer) that has not connected, or stays disconnected, this long is ended, ms. Default 15000. */
+		peerTimeoutMs: z.number().int().min(1000).default(15_000),
 		/** Starting send estimate of viewer transports, bit/s. Default 2000000. */
 		initialAvailableOutgoingBitrate: z.number().int().min(100_000).default(2_000_000),
 		/** Defaults for broadcasts created without their own. */

@@ -67,4 +67,32 @@ describe('web pages in headless Chromium', () => {
 			await context.close();
 		}
 	});
+
+	it('a publisher that stops and publishes again: new viewers decode the new stream', async () => {
+		const service = await start({
+			ingestTokens: [INGEST],
+			relay: { broadcastDefaults: { video: { width: 640, height: 360, fps: 30, bitrateKbps: 800, keyframeIntervalSeconds: 1 } } },
+		});
+		const context = await browser.newContext();
+		try {
+			const publisher = await context.newPage();
+			const publishUrl = `${service.url}/publish/again?autostart=1&token=${INGEST}`;
+			const live = () =>
+				publisher.waitForFunction(() => (window as unknown as { publisher?: { state: string } }).publisher?.state === 'live', undefined, { timeout: 20_000 });
+			await publisher.goto(publishUrl);
+			await live();
+			await publisher.click('text=Stop');
+			await expect.poll(() => service.relay.broadcast('again').source('video'), { timeout: 5000 }).toBeUndefined();
+			await publisher.goto(publishUrl);
+			await live();
+
+			const player = await context.newPage();
+			await player.goto(`${service.url}/watch/again`);
+			await player.waitForFunction(() => ((window as unknown as { player?: { framesDecoded: number } }).player?.framesDecoded ?? 0) > 30, undefined, {
+				timeout: 30_000,
+			});
+		} finally {
+			await context.close();
+		}
+	});
 });

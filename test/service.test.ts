@@ -248,4 +248,28 @@ describe('service: status codes for bad requests, and it keeps serving', () => {
 			await Promise.all(offers.map((p) => p.close()));
 		}
 	});
+
+	it('peers that never connect, or vanish, are ended after peerTimeoutMs and free their broadcast', async () => {
+		const service = await start({ ingestTokens: [INGEST], demo: 'quiet', relay: { peerTimeoutMs: 1000, broadcastDefaults: { video } } });
+		const { sdp, close } = await viewerOffer();
+		await close();
+		expect((await postSdp(`${service.url}/whep/quiet`, sdp)).status).toBe(201);
+		expect(service.relay.broadcast('quiet').viewers.size).toBe(1);
+		await expect.poll(() => service.sessions.count('whep'), { timeout: 5000 }).toBe(0);
+		expect(service.relay.broadcast('quiet').viewers.size).toBe(0);
+
+		// A publisher that vanishes without DELETE: the broadcast takes a new publisher afterwards.
+		const vanishing = new WeriftPublisher({ ...video, audio: false });
+		await whipPublish(service, 'vanish', vanishing);
+		await expect.poll(() => service.relay.broadcast('vanish').live, { timeout: 5000 }).toBe(true);
+		await vanishing.close();
+		await expect.poll(() => service.relay.broadcast('vanish').source('video'), { timeout: 10_000 }).toBeUndefined();
+		expect(service.sessions.count('whip')).toBe(0);
+		const next = new WeriftPublisher({ ...video, audio: false });
+		try {
+			await whipPublish(service, 'vanish', next);
+		} finally {
+			await next.close();
+		}
+	});
 });

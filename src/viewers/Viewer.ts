@@ -6,6 +6,7 @@ import type { FanOut, ViewerPlacement, ViewerRouter } from '../fanout/FanOut.js'
 import type { Logger } from '../logger.js';
 import { buildAnswer, type AnswerSection } from '../sdp/buildAnswer.js';
 import { parseOffer } from '../sdp/parseOffer.js';
+import { watchPeer } from './watchPeer.js';
 import { consumeCapabilities, receivingSections, viewerPayloadTypes } from './capabilities.js';
 
 export interface ViewerTransportOptions {
@@ -14,6 +15,8 @@ export interface ViewerTransportOptions {
 	initialAvailableOutgoingBitrate: number;
 	/** Called for every PLI or FIR a viewer sends (counted from consumer trace events). */
 	onKeyframeRequest?: () => void;
+	/** WebRTC viewers that do not connect, or stay disconnected, this long are ended, ms. */
+	peerTimeoutMs: number;
 }
 
 export type ViewerCloseReason = 'closed' | 'worker-died' | 'transport-closed' | 'source-changed' | 'broadcast-closed';
@@ -53,9 +56,6 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 		this.#transport = transport;
 		this.#consumers = consumers;
 		transport.on('routerclose', () => this.#end(worker.died ? 'worker-died' : 'transport-closed'));
-		transport.on('dtlsstatechange', (state) => {
-			if (state === 'failed' || state === 'closed') this.#end('transport-closed');
-		});
 		for (const consumer of consumers) {
 			consumer.on('producerclose', () => {
 				logger.debug({ viewerId: this.id, kind: consumer.kind }, 'consumed producer closed');
@@ -101,6 +101,10 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 			await transport.connect({ dtlsParameters: { ...offer.dtlsParameters, role: 'server' } });
 			const answer = buildAnswer(offer, transport, answerSections);
 			const viewer = new Viewer(fanOut, strip(placement), transport, consumers, logger);
+			watchPeer(transport, options.peerTimeoutMs, (reason) => {
+				logger.info({ viewerId: viewer.id, reason }, 'viewer gone');
+				viewer.close('transport-closed');
+			});
 			return { viewer, answer };
 		} catch (error) {
 			transport?.close();

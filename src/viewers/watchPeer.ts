@@ -1,0 +1,51 @@
+import type { types as ms } from 'mediasoup';
+
+/**
+ * Ends a WebRTC peer that went away without saying so (browser killed, network
+ * gone): calls `end` once if ICE does not connect within `timeoutMs`, if the
+ * peer sends nothing (no RTP, RTCP or STUN) for `timeoutMs`, or if DTLS fails
+ * or closes. mediasoup 3.12 is ICE-lite without consent-freshness timeouts, so
+ * a silent UDP peer would otherwise stay "connected" for ever; every live
+ * WebRTC peer sends RTCP and consent checks every few seconds.
+ */
+export function watchPeer(transport: ms.WebRtcTransport, timeoutMs: number, end: (reason: string) => void): void {
+	let ended = false;
+	const finish = (reason: string): void => {
+		if (ended || transport.closed) return;
+		ended = true;
+		stop();
+		end(reason);
+	};
+	const connectTimer = setTimeout(() => finish('ICE did not connect in time'), timeoutMs);
+	connectTimer.unref();
+
+	let lastBytes = -1;
+	let lastChange = Date.now();
+	const poll = setInterval(() => {
+		void transport
+			.getStats()
+			.then(([stats]) => {
+				const bytes = stats?.bytesReceived ?? 0;
+				if (bytes !== lastBytes) {
+					lastBytes = bytes;
+					lastChange = Date.now();
+				} else if (Date.now() - lastChange >= timeoutMs) finish('peer silent');
+			})
+			.catch(() => undefined);
+	}, Math.max(250, Math.floor(timeoutMs / 4)));
+	poll.unref();
+
+	function stop(): void {
+		clearTimeout(connectTimer);
+		clearInterval(poll);
+	}
+
+	transport.on('icestatechange', (state) => {
+		if (state === 'connected' || state === 'completed') clearTimeout(connectTimer);
+		else if (state === 'closed') finish('ICE closed');
+	});
+	transport.on('dtlsstatechange', (state) => {
+		if (state === 'failed' || state === 'closed') finish(`DTLS ${state}`);
+	});
+	transport.observer.once('close', stop);
+}
