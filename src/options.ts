@@ -60,8 +60,8 @@ export const relayOptionsSchema = z
 		consumersPerRouter: z.number().int().min(1).default(500),
 		/** mediasoup worker log level. Default "warn". */
 		workerLogLevel: z.enum(['debug', 'warn', 'error', 'none']).default('warn'),
-		/** First delay before restarting a dead FFmpeg, doubled per failure up to restartMaxMs. Default 250. */
-		restartInitialMs: z.number().int().min(0).default(250),
+		/** First delay before restarting a dead FFmpeg, doubled per failure up to restartMaxMs. Default 100. */
+		restartInitialMs: z.number().int().min(0).default(100),
 		/** Longest delay between FFmpeg restarts. Default 5000. */
 		restartMaxMs: z.number().int().min(1).default(5000),
 		/** A WebRTC peer (publisher or viewer) that has not connected, or stays disconnected, this long is ended, ms. Default 15000. */

@@ -84,9 +84,9 @@ describe('service: WHIP ingest and WHEP playback with werift', () => {
 
 			expect((await fetch(`${service.url}${whip}`, { method: 'DELETE' })).status).toBe(401);
 			expect((await fetch(`${service.url}${whip}`, { method: 'DELETE', headers: { authorization: `Bearer ${INGEST}` } })).status).toBe(200);
-			await sleep(300);
-			expect(broadcast.source('video')).toBeUndefined();
-			expect(ffmpegChildren().length).toBe(1); // the publisher's own FFmpeg, not a re-encoder
+			await expect.poll(() => broadcast.source('video'), { timeout: 3000 }).toBeUndefined();
+			// Only the publisher's own FFmpeg is left; the re-encoder's exits once SIGTERM is handled.
+			await expect.poll(() => ffmpegChildren().length, { timeout: 3000 }).toBe(1);
 		} finally {
 			await viewer.close();
 			await publisher.close();

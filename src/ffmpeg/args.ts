@@ -49,8 +49,11 @@ function sdpInputArgs(): string[] {
 		// Decode what arrives now; do not wait to smooth jitter on a loopback link.
 		'-fflags', '+nobuffer+genpts+discardcorrupt',
 		'-flags', 'low_delay',
-		'-analyzeduration', '2000000',
-		'-probesize', '5000000',
+		// Probe only until the first keyframe gives the size: every millisecond here delays
+		// the first frame after a start or restart.
+		'-analyzeduration', '500000',
+		'-probesize', '500000',
+		'-fpsprobesize', '0',
 		'-reorder_queue_size', '64',
 		'-f', 'sdp',
 		'-i', 'pipe:0',
@@ -73,14 +76,18 @@ function rtpOutputArgs(target: RtpOutputTarget): string[] {
 
 /** Encoder flags that give a fixed GOP and no lookahead, for libvpx (VP8) or libx264 (H264). */
 export function videoEncoderArgs(video: VideoEncoding): string[] {
-	const gop = Math.max(1, Math.round(video.fps * video.keyframeIntervalSeconds));
+	// The GOP is set by -force_key_frames alone; the encoder's own keyframe distance is kept
+	// far beyond it so the encoder never adds keyframes of its own between the forced ones.
+	const gop = Math.max(1, Math.round(video.fps * video.keyframeIntervalSeconds)) * 10;
 	const bitrate = `${video.bitrateKbps}k`;
 	const common = [
 		'-vf', `scale=${video.width}:${video.height}:force_original_aspect_ratio=decrease,pad=${video.width}:${video.height}:(ow-iw)/2:(oh-ih)/2,fps=${video.fps},format=yuv420p`,
 		'-g', String(gop),
 		'-keyint_min', String(gop),
-		// Keyframes at exact multiples of the interval, whatever the content does.
-		'-force_key_frames', `expr:gte(t,n_forced*${video.keyframeIntervalSeconds})`,
+		// Keyframes at a fixed interval, whatever the content does. Frame 1 is a keyframe too:
+		// after a restart mediasoup drops the first packet of the new sequence-number run
+		// (its "bad sequence" probation), which would spoil frame 0's keyframe for viewers.
+		'-force_key_frames', `expr:eq(n,1)+gte(t,prev_forced_t+${video.keyframeIntervalSeconds})`,
 		'-b:v', bitrate,
 		'-maxrate', bitrate,
 		'-bufsize', `${Math.max(1, Math.round(video.bitrateKbps / 2))}k`,

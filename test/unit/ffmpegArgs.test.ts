@@ -14,9 +14,10 @@ describe('FFmpeg argument builder', () => {
 	it('fixes the GOP: keyframe every interval, no scene-cut keyframes, no lookahead (VP8)', () => {
 		const args = videoEncoderArgs(video);
 		expect(valueOf(args, '-c:v')).toBe('libvpx');
-		expect(valueOf(args, '-g')).toBe('60');
-		expect(valueOf(args, '-keyint_min')).toBe('60');
-		expect(valueOf(args, '-force_key_frames')).toBe('expr:gte(t,n_forced*2)');
+		// Only the forced keyframes: the encoder's own maximum distance is far beyond the interval.
+		expect(valueOf(args, '-g')).toBe('600');
+		expect(valueOf(args, '-keyint_min')).toBe('600');
+		expect(valueOf(args, '-force_key_frames')).toBe('expr:eq(n,1)+gte(t,prev_forced_t+2)');
 		expect(valueOf(args, '-lag-in-frames')).toBe('0');
 		expect(valueOf(args, '-deadline')).toBe('realtime');
 	});
@@ -27,7 +28,7 @@ describe('FFmpeg argument builder', () => {
 		expect(valueOf(args, '-tune')).toBe('zerolatency');
 		expect(valueOf(args, '-bf')).toBe('0');
 		expect(valueOf(args, '-sc_threshold')).toBe('0');
-		expect(valueOf(args, '-g')).toBe('25');
+		expect(valueOf(args, '-g')).toBe('250');
 	});
 
 	it('sends RTP with the fixed SSRC and payload type, from pinned local ports', () => {
