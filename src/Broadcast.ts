@@ -516,6 +516,18 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		return { viewer, answer };
 	}
 
+	/**
+	 * Adds a plain-RTP viewer sending to `remote` (load-test sinks with SRTP,
+	 * measuring decoders without). Placed by the fan-out like any viewer.
+	 */
+	async addPlainViewer(options: { remote: { ip: string; port: number; rtcpPort?: number }; enableSrtp?: boolean; kinds?: ms.MediaKind[] }): Promise<Viewer> {
+		this.#assertOpen();
+		await this.#rebuilding;
+		const viewer = await Viewer.fromPlain(this.#fanOut, { ...options, listenIp: this.#context.transport.listenIps[0]! }, this.#logger);
+		this.#track(viewer);
+		return viewer;
+	}
+
 	/** Adds a mediasoup-client style viewer from its RTP capabilities (consumers start paused). */
 	async addViewerWithCapabilities(rtpCapabilities: ms.RtpCapabilities): Promise<Viewer> {
 		this.#assertOpen();

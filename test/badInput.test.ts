@@ -16,7 +16,7 @@ import {
 	type Relay,
 } from '../src/index.js';
 import { ffmpegChildren, useRelayFixture } from './helpers/fixture.js';
-import { WeriftViewer } from './helpers/weriftViewer.js';
+import { WeriftViewer } from '../src/harness/WeriftViewer.js';
 
 const video = { width: 320, height: 180, fps: 15, bitrateKbps: 200, keyframeIntervalSeconds: 1 } as const;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Broadcast, KeyframeRequestStats } from '../src/Broadcast.js';
 import { sleep, useRelayFixture } from './helpers/fixture.js';
-import type { WeriftViewer } from './helpers/weriftViewer.js';
+import type { WeriftViewer } from '../src/harness/WeriftViewer.js';
 
 const VIEWERS = 20;
 const STORM_SECONDS = 10;

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRelay, type Relay } from '../src/index.js';
 import { startTestBroadcaster } from './helpers/testBroadcaster.js';
-import { WeriftViewer } from './helpers/weriftViewer.js';
+import { WeriftViewer } from '../src/harness/WeriftViewer.js';
 import type { FfmpegProcess } from '../src/ffmpeg/FfmpegProcess.js';
 import { useRelayFixture } from './helpers/fixture.js';
 

@@ -10,7 +10,7 @@ import type { Service } from '../src/service/Service.js';
 import { ffmpegChildren, sleep } from './helpers/fixture.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 import { WeriftPublisher } from './helpers/weriftPublisher.js';
-import { WeriftViewer } from './helpers/weriftViewer.js';
+import { WeriftViewer } from '../src/harness/WeriftViewer.js';
 
 const INGEST = 'ingest-token-123';
 const ADMIN = 'admin-token-456';

@@ -44,18 +44,24 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 	readonly id = randomUUID();
 	readonly #fanOut: FanOut;
 	readonly #placement: ViewerPlacement;
-	readonly #transport: ms.WebRtcTransport;
+	readonly #transport: ms.WebRtcTransport | ms.PlainTransport;
 	readonly #consumers: ms.Consumer[];
 	#closed = false;
 
-	private constructor(fanOut: FanOut, placement: ViewerPlacement & { worker: ms.Worker }, transport: ms.WebRtcTransport, consumers: ms.Consumer[], logger: Logger) {
+	private constructor(
+		fanOut: FanOut,
+		placement: ViewerPlacement & { worker: ms.Worker },
+		transport: ms.WebRtcTransport | ms.PlainTransport,
+		consumers: ms.Consumer[],
+		logger: Logger,
+	) {
 		super();
 		this.#fanOut = fanOut;
 		const { worker, ...rest } = placement;
 		this.#placement = rest;
 		this.#transport = transport;
 		this.#consumers = consumers;
-		transport.on('routerclose', () => this.#end(worker.died ? 'worker-died' : 'transport-closed'));
+		(transport as ms.Transport).on('routerclose', () => this.#end(worker.died ? 'worker-died' : 'transport-closed'));
 		for (const consumer of consumers) {
 			consumer.on('producerclose', () => {
 				logger.debug({ viewerId: this.id, kind: consumer.kind }, 'consumed producer closed');
@@ -142,11 +148,54 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 		}
 	}
 
+	/**
+	 * Joins a plain-RTP receiver (load-test sinks, measuring decoders): a
+	 * PlainTransport on the placed router sending to `remote`, with SRTP when
+	 * asked so the worker does the same encryption work as for WebRTC.
+	 */
+	static async fromPlain(
+		fanOut: FanOut,
+		options: { remote: { ip: string; port: number; rtcpPort?: number }; enableSrtp?: boolean; kinds?: ms.MediaKind[]; listenIp: ms.TransportListenIp },
+		logger: Logger,
+	): Promise<Viewer> {
+		const kinds = options.kinds ?? ['video', 'audio'];
+		const tracks = fanOut.tracks.filter((t) => kinds.includes(t.kind));
+		if (tracks.length === 0) throw new ClosedError('broadcast source (nothing to consume yet)');
+		const placement = fanOut.assign({}, tracks.length);
+		let transport: ms.PlainTransport | undefined;
+		try {
+			const router = await placement.entry.router;
+			transport = await router.createPlainTransport({
+				listenIp: options.listenIp,
+				rtcpMux: options.remote.rtcpPort === undefined,
+				comedia: false,
+				enableSrtp: options.enableSrtp ?? false,
+			});
+			await transport.connect({
+				ip: options.remote.ip,
+				port: options.remote.port,
+				...(options.remote.rtcpPort !== undefined ? { rtcpPort: options.remote.rtcpPort } : {}),
+				// The sink counts packets without decrypting; any key of the right length does.
+				...(options.enableSrtp ? { srtpParameters: { cryptoSuite: 'AES_CM_128_HMAC_SHA1_80', keyBase64: Buffer.alloc(30, 7).toString('base64') } } : {}),
+			});
+			const consumers: ms.Consumer[] = [];
+			for (const track of tracks) {
+				const producer = await fanOut.pipedProducer(placement.entry, track);
+				consumers.push(await transport.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities }));
+			}
+			return new Viewer(fanOut, strip(placement), transport, consumers, logger);
+		} catch (error) {
+			transport?.close();
+			fanOut.release(placement);
+			throw error;
+		}
+	}
+
 	get closed(): boolean {
 		return this.#closed;
 	}
 
-	get transport(): ms.WebRtcTransport {
+	get transport(): ms.WebRtcTransport | ms.PlainTransport {
 		return this.#transport;
 	}
 
@@ -164,13 +213,14 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 			id: this.id,
 			placement,
 			consumers: this.#consumers.map((c) => ({ id: c.id, kind: c.kind, paused: c.paused })),
-			iceState: this.#transport.iceState,
-			dtlsState: this.#transport.dtlsState,
+			iceState: 'iceState' in this.#transport ? this.#transport.iceState : 'completed',
+			dtlsState: 'dtlsState' in this.#transport ? this.#transport.dtlsState : 'connected',
 		};
 	}
 
 	async connect(dtlsParameters: ms.DtlsParameters): Promise<void> {
 		if (this.#closed) throw new ClosedError(`viewer ${this.id}`);
+		if (!('dtlsState' in this.#transport)) throw new ClosedError(`viewer ${this.id} is a plain-RTP viewer; it has no DTLS to connect`);
 		await this.#transport.connect({ dtlsParameters });
 	}
 

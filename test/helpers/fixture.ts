@@ -4,7 +4,7 @@ import type { Broadcast } from '../../src/Broadcast.js';
 import { createRelay, type Relay, type RelayOptionsInput } from '../../src/index.js';
 import type { FfmpegProcess } from '../../src/ffmpeg/FfmpegProcess.js';
 import { startTestBroadcaster, type TestBroadcasterOptions } from './testBroadcaster.js';
-import { WeriftViewer, type WeriftViewerOptions } from './weriftViewer.js';
+import { WeriftViewer, type WeriftViewerOptions } from '../../src/harness/WeriftViewer.js';
 
 /** FFmpeg processes that are children of this test process (re-encoders and test broadcasters). */
 export function ffmpegChildren(): number[] {

@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { pino } from 'pino';
-import { FullIntraRequest, MediaStreamTrack, PictureLossIndication, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { MediaStreamTrack, PictureLossIndication, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import { testSourceArgs } from '../../src/ffmpeg/args.js';
 import { resolveFfmpeg } from '../../src/ffmpeg/binary.js';
 import { FfmpegProcess } from '../../src/ffmpeg/FfmpegProcess.js';
@@ -20,6 +20,9 @@ async function bindLoopback(): Promise<Socket> {
 	await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
 	return socket;
 }
+
+/** RTCP payload-specific feedback format of FIR (RFC 5104); PLI is PictureLossIndication.count (1). */
+const FIR_FORMAT = 4;
 
 /**
  * A real WebRTC publisher (werift): FFmpeg encodes a test pattern to RTP on
@@ -59,7 +62,7 @@ export class WeriftPublisher {
 		const videoSender = this.pc.addTransceiver(videoTrack, { direction: 'sendonly' }).sender;
 		videoSender.onRtcp.subscribe((rtcp) => {
 			const feedback = (rtcp as { feedback?: { count?: number } }).feedback;
-			if (feedback && (feedback.count === PictureLossIndication.count || feedback.count === FullIntraRequest.count)) this.keyframeRequests += 1;
+			if (feedback && (feedback.count === PictureLossIndication.count || feedback.count === FIR_FORMAT)) this.keyframeRequests += 1;
 		});
 		const videoSocket = await bindLoopback();
 		this.#sockets.push(videoSocket);

@@ -31,6 +31,8 @@ export class WeriftViewer {
 	videoSsrc?: number;
 	/** The relay's id for this viewer, when joined through a fixture. */
 	relayViewerId = '';
+	/** performance.now() when connect() began, for time to first frame. */
+	joinedAt = Number.NaN;
 	#video: RTCRtpTransceiver;
 	#lastKeyframeTimestamp?: number;
 	readonly #codec: ViewerCodec;
@@ -98,10 +100,16 @@ export class WeriftViewer {
 
 	/** Makes the offer, lets `exchange` turn it into an answer (in process or over WHEP), applies it. */
 	async connect(exchange: (offer: string) => Promise<string>): Promise<void> {
+		this.joinedAt = performance.now();
 		const offer = await this.pc.createOffer();
 		await this.pc.setLocalDescription(offer);
 		const answer = await exchange(this.pc.localDescription!.sdp);
 		await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
+	}
+
+	/** Time from connect() to the first keyframe, ms (NaN until one arrived). */
+	get timeToFirstFrame(): number {
+		return (this.keyframeTimes[0] ?? Number.NaN) - this.joinedAt;
 	}
 
 	/** Sends a PLI for the video it receives, as a viewer that lost packets would. */

@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+
+/** What the sink saw of one SSRC (one consumer). */
+export interface SinkStream {
+	ssrc: number;
+	packets: number;
+	bytes: number;
+	/** Packets the sequence numbers say should have arrived and did not. */
+	lost: number;
+	/** Date.now() of the first packet. */
+	firstAt: number;
+}
+
+// Runs in its own process so counting thousands of streams never competes with the relay's event loop.
+// SRTP leaves the RTP header in the clear: SSRC and sequence number are readable without the key.
+const SINK_SOURCE = `
+const dgram = require('node:dgram');
+const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 16 * 1024 * 1024 });
+const streams = new Map();
+socket.on('message', (msg) => {
+  if (msg.length < 12 || (msg[0] >> 6) !== 2) return;
+  const pt = msg[1] & 0x7f;
+  if (pt >= 72 && pt <= 79) return; // RTCP on a muxed port
+  const seq = msg.readUInt16BE(2);
+  const ssrc = msg.readUInt32BE(8);
+  let s = streams.get(ssrc);
+  if (!s) { s = { ssrc, packets: 0, bytes: 0, base: seq, cycles: 0, max: seq, firstAt: Date.now() }; streams.set(ssrc, s); }
+  s.packets++; s.bytes += msg.length;
+  const delta = (seq - s.max + 65536) % 65536;
+  if (delta > 0 && delta < 32768) { if (seq < s.max) s.cycles += 65536; s.max = seq; }
+});
+socket.bind(0, '127.0.0.1', () => process.send({ type: 'ready', port: socket.address().port }));
+process.on('message', (m) => {
+  if (m.type === 'report') {
+    const out = [];
+    for (const s of streams.values()) {
+      const expected = s.cycles + s.max - s.base + 1;
+      out.push({ ssrc: s.ssrc, packets: s.packets, bytes: s.bytes, lost: Math.max(0, expected - s.packets), firstAt: s.firstAt });
+    }
+    process.send({ type: 'report', id: m.id, streams: out });
+  } else if (m.type === 'reset') { streams.clear(); process.send({ type: 'reset', id: m.id }); }
+});
+process.on('disconnect', () => process.exit(0));
+`;
+
+/**
+ * One UDP socket in a child process that receives every load-test viewer's
+ * SRTP and counts packets and losses per SSRC without decrypting.
+ */
+export class RtpSink {
+	readonly port: number;
+	readonly #child: ChildProcess;
+	#nextId = 0;
+
+	private constructor(child: ChildProcess, port: number) {
+		this.#child = child;
+		this.port = port;
+	}
+
+	static async start(): Promise<RtpSink> {
+		const child = spawn(process.execPath, ['-e', SINK_SOURCE], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+		const [message] = (await once(child, 'message')) as [{ type: string; port: number }];
+		return new RtpSink(child, message.port);
+	}
+
+	async #ask<T>(type: string): Promise<T> {
+		const id = this.#nextId++;
+		const reply = new Promise<T>((resolve) => {
+			const onMessage = (message: { id: number } & T): void => {
+				if (message.id !== id) return;
+				this.#child.off('message', onMessage);
+				resolve(message);
+			};
+			this.#child.on('message', onMessage);
+		});
+		this.#child.send({ type, id });
+		return reply;
+	}
+
+	async report(): Promise<SinkStream[]> {
+		return (await this.#ask<{ streams: SinkStream[] }>('report')).streams;
+	}
+
+	async reset(): Promise<void> {
+		await this.#ask('reset');
+	}
+
+	async close(): Promise<void> {
+		if (this.#child.exitCode !== null) return;
+		const exited = once(this.#child, 'exit');
+		this.#child.disconnect();
+		await exited;
+	}
+}

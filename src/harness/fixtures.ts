@@ -1,0 +1,58 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveFfmpeg } from '../ffmpeg/binary.js';
+
+export const FIXTURE_DIR = fileURLToPath(new URL('../../fixtures/generated/', import.meta.url));
+
+export interface ClipSpec {
+	width: number;
+	height: number;
+	fps: number;
+	seconds: number;
+	bitrateKbps: number;
+}
+
+/** Barcode rows at the top of every frame: 16 blocks, white where bit b of the frame number is set. */
+export const BARCODE_BITS = 16;
+
+/**
+ * The broadcaster's fixture clip, in two encodings of the same frames:
+ * "normal" (one keyframe at the start, as a long-GOP WebRTC encoder) and
+ * "intra" (every frame a keyframe), so the synthetic broadcaster can answer
+ * a keyframe request with a real keyframe of the current frame. Every frame
+ * carries its number as a barcode, read back by the latency probe. Generated
+ * by FFmpeg on first use (a few hundred KiB) into fixtures/generated/.
+ */
+export function ensureClip(spec: ClipSpec, ffmpegPath?: string): { normal: string; intra: string } {
+	const name = `vp8-${spec.width}x${spec.height}-${spec.fps}fps-${spec.seconds}s-${spec.bitrateKbps}k`;
+	const normal = join(FIXTURE_DIR, `${name}-normal.ivf`);
+	const intra = join(FIXTURE_DIR, `${name}-intra.ivf`);
+	if (existsSync(normal) && existsSync(intra)) return { normal, intra };
+	mkdirSync(FIXTURE_DIR, { recursive: true });
+	const ffmpeg = resolveFfmpeg(ffmpegPath).path;
+	const frames = spec.fps * spec.seconds;
+	const barcode = `geq=lum='if(lt(Y,H/6),255*bitand(floor(N/pow(2,floor(X*${BARCODE_BITS}/W))),1),lum(X,Y))':cb='cb(X,Y)':cr='cr(X,Y)'`;
+	const encode = (out: string, gop: number): void => {
+		const partial = `${out}.partial`;
+		const result = spawnSync(
+			ffmpeg,
+			[
+				'-hide_banner', '-loglevel', 'error', '-y',
+				'-f', 'lavfi', '-i', `testsrc2=size=${spec.width}x${spec.height}:rate=${spec.fps}`,
+				'-vf', barcode,
+				'-frames:v', String(frames),
+				'-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-lag-in-frames', '0', '-auto-alt-ref', '0',
+				'-b:v', `${spec.bitrateKbps}k`, '-g', String(gop), '-keyint_min', String(gop),
+				'-f', 'ivf', partial,
+			],
+			{ encoding: 'utf8' },
+		);
+		if (result.status !== 0) throw new Error(`could not generate fixture ${out}: ${result.stderr}`);
+		renameSync(partial, out);
+	};
+	encode(normal, frames + 1);
+	encode(intra, 1);
+	return { normal, intra };
+}
