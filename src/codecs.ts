@@ -57,3 +57,20 @@ export function routerCodec(codec: CodecName, preferredPayloadType?: number): ms
 export function ingestRouterCodecs(): ms.RtpCodecCapability[] {
 	return [routerCodec('opus'), routerCodec('VP8'), routerCodec('H264')];
 }
+
+/**
+ * Capabilities for plain-RTP receivers such as FFmpeg: the router's codecs
+ * without RTX, keyframe feedback only, and no header extensions. Without
+ * transport-cc or abs-send-time mediasoup runs no bandwidth estimation on the
+ * consumer, so it never interleaves its probation packets (SSRC 1234, payload
+ * type 127), which FFmpeg's RTP demuxer does not filter out and reads as
+ * thousands of missing packets.
+ */
+export function plainReceiverCapabilities(router: ms.RtpCapabilities): ms.RtpCapabilities {
+	return {
+		codecs: (router.codecs ?? [])
+			.filter((c) => !/\/rtx$/i.test(c.mimeType))
+			.map((c) => ({ ...c, rtcpFeedback: (c.rtcpFeedback ?? []).filter((fb) => (fb.type === 'nack' && fb.parameter === 'pli') || fb.type === 'ccm') })),
+		headerExtensions: [],
+	};
+}

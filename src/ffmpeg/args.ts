@@ -46,8 +46,9 @@ function sdpInputArgs(): string[] {
 		'-progress', 'pipe:3',
 		'-stats_period', '1',
 		'-protocol_whitelist', 'pipe,udp,rtp',
-		// Decode what arrives now; do not wait to smooth jitter on a loopback link.
-		'-fflags', '+nobuffer+genpts+discardcorrupt',
+		// Not +nobuffer: it drops the packets read while probing, and with them the keyframe
+		// the decoder must start from (a long-GOP broadcaster may not send another for minutes).
+		'-fflags', '+genpts+discardcorrupt',
 		'-flags', 'low_delay',
 		// Probe only until the first keyframe gives the size: every millisecond here delays
 		// the first frame after a start or restart.

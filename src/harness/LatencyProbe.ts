@@ -47,7 +47,7 @@ export class LatencyProbe {
 				[
 					'-hide_banner', '-loglevel', 'error', '-nostdin',
 					'-protocol_whitelist', 'pipe,udp,rtp',
-					'-fflags', '+nobuffer+discardcorrupt', '-flags', 'low_delay',
+					'-fflags', '+discardcorrupt', '-flags', 'low_delay',
 					'-analyzeduration', '500000', '-probesize', '500000', '-fpsprobesize', '0',
 					'-f', 'sdp', '-i', 'pipe:0',
 					'-vf', `crop=iw:ih/6:0:0,scale=${BARCODE_BITS}:1:flags=area,format=gray`,

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
-import { routerCodec, type CodecName } from '../codecs.js';
+import { plainReceiverCapabilities, routerCodec, type CodecName } from '../codecs.js';
 import { ProducerClosedError } from '../errors.js';
 import { audioReencoderArgs, videoReencoderArgs, type AudioEncoding, type VideoEncoding } from '../ffmpeg/args.js';
 import { FfmpegProcess, type FfmpegProgress } from '../ffmpeg/FfmpegProcess.js';
@@ -73,6 +73,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 	#ffmpeg?: FfmpegProcess;
 	#restartLoop?: Promise<void>;
 	#restarts = 0;
+	#lastKeyframeRequest = 0;
 	#progress: FfmpegProgress = { frame: 0, fps: 0, bitrateKbps: 0, speed: 0, dropFrames: 0, dupFrames: 0 };
 	#closed = false;
 
@@ -145,7 +146,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		try {
 			this.#consumer = await this.#consumerTransport.consume({
 				producerId: source.id,
-				rtpCapabilities: sourceRouter.rtpCapabilities,
+				rtpCapabilities: plainReceiverCapabilities(sourceRouter.rtpCapabilities),
 				paused: true,
 			});
 		} catch (error) {
@@ -210,6 +211,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		});
 		this.#ffmpeg = ffmpeg;
 		ffmpeg.on('progress', (progress) => {
+			this.#askForKeyframeIfStalled(progress);
 			this.#progress = progress;
 			this.emit('progress', progress);
 		});
@@ -220,6 +222,20 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		const bound = await waitForUdpBind(this.#inputPorts!.rtp, 5000, this.#abort.signal);
 		if (!bound && !ffmpeg.closed) this.#logger.warn('ffmpeg did not bind its input port within 5 s');
 		if (!this.#consumer!.closed) await this.#consumer!.requestKeyFrame().catch(() => undefined);
+	}
+
+	/**
+	 * FFmpeg makes no frames until it has decoded a keyframe, and it never asks
+	 * for one. If a second passes without a new frame, ask the broadcaster (at
+	 * most every two seconds): this is the "after loss" keyframe request.
+	 */
+	#askForKeyframeIfStalled(progress: FfmpegProgress): void {
+		const stalled = progress.frame === this.#progress.frame;
+		const now = performance.now();
+		if (!stalled || now - this.#lastKeyframeRequest < 2000 || !this.#consumer || this.#consumer.closed) return;
+		this.#lastKeyframeRequest = now;
+		this.#logger.debug('re-encoder stalled; asking the broadcaster for a keyframe');
+		void this.#consumer.requestKeyFrame().catch(() => undefined);
 	}
 
 	#onFfmpegDied(): void {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
+import { plainReceiverCapabilities } from '../codecs.js';
 import { ClosedError } from '../errors.js';
 import type { FanOut, ViewerPlacement, ViewerRouter } from '../fanout/FanOut.js';
 import type { Logger } from '../logger.js';
@@ -181,7 +182,7 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 			const consumers: ms.Consumer[] = [];
 			for (const track of tracks) {
 				const producer = await fanOut.pipedProducer(placement.entry, track);
-				consumers.push(await transport.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities }));
+				consumers.push(await transport.consume({ producerId: producer.id, rtpCapabilities: plainReceiverCapabilities(router.rtpCapabilities) }));
 			}
 			return new Viewer(fanOut, strip(placement), transport, consumers, logger);
 		} catch (error) {
