@@ -46,9 +46,9 @@ function sdpInputArgs(): string[] {
 		'-progress', 'pipe:3',
 		'-stats_period', '1',
 		'-protocol_whitelist', 'pipe,udp,rtp',
-		// Not +nobuffer: it drops the packets read while probing, and with them the keyframe
-		// the decoder must start from (a long-GOP broadcaster may not send another for minutes).
-		'-fflags', '+genpts+discardcorrupt',
+		// Decode what arrives now. nobuffer drops the packets read while probing, keyframe
+		// included; the re-encoder asks for a new keyframe when FFmpeg stalls (see TrackReencoder).
+		'-fflags', '+nobuffer+genpts+discardcorrupt',
 		'-flags', 'low_delay',
 		// Probe only until the first keyframe gives the size: every millisecond here delays
 		// the first frame after a start or restart.

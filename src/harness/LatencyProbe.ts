@@ -47,7 +47,7 @@ export class LatencyProbe {
 				[
 					'-hide_banner', '-loglevel', 'error', '-nostdin',
 					'-protocol_whitelist', 'pipe,udp,rtp',
-					'-fflags', '+discardcorrupt', '-flags', 'low_delay',
+					'-fflags', '+nobuffer+discardcorrupt', '-flags', 'low_delay',
 					'-analyzeduration', '500000', '-probesize', '500000', '-fpsprobesize', '0',
 					'-f', 'sdp', '-i', 'pipe:0',
 					'-vf', `crop=iw:ih/6:0:0,scale=${BARCODE_BITS}:1:flags=area,format=gray`,
@@ -59,6 +59,7 @@ export class LatencyProbe {
 			child.stdin!.end(sdp);
 			const probe = new LatencyProbe(child, viewer, ports, pair);
 			let pending = Buffer.alloc(0);
+			let lastIndex = -1;
 			child.stdout!.on('data', (chunk: Buffer) => {
 				const now = performance.now();
 				pending = Buffer.concat([pending, chunk]);
@@ -67,14 +68,20 @@ export class LatencyProbe {
 					for (let bit = 0; bit < BARCODE_BITS; bit++) if (pending[bit]! > 127) index |= 1 << bit;
 					pending = pending.subarray(BARCODE_BITS);
 					probe.framesSeen += 1;
-					const sent = sentAt(index % clipFrames);
-					const latency = now - sent;
-					// A frame sent a clip-length ago would alias; only count plausible values.
+					// A barcode misread (decoding artefacts) would match some other frame's send time: count a
+					// frame only when it follows the previous one within a few frames, as real frames do.
+					const step = lastIndex < 0 ? -1 : (index - lastIndex + clipFrames) % clipFrames;
+					lastIndex = index;
+					if (step < 1 || step > 5) continue;
+					const latency = now - sentAt(index % clipFrames);
 					if (Number.isFinite(latency) && latency >= 0 && latency < 2000) probe.latencies.push(latency);
 				}
 			});
+			// No keyframe request of its own beyond mediasoup's at consume time: in baseline mode it
+			// would reach the synthetic broadcaster, whose answer (an intra frame spliced into a long-GOP
+			// stream) decodes with drift until the clip's own keyframe. The probe starts from the next
+			// natural keyframe instead, and the sequence check above discards misread frames.
 			await waitForUdpBind(pair.rtp, 5000);
-			await viewer.requestKeyFrame();
 			return probe;
 		} catch (error) {
 			viewer?.close();

@@ -5,7 +5,7 @@ import { createRelay, type Relay } from '../Relay.js';
 import type { Viewer } from '../viewers/Viewer.js';
 import { ensureClip } from './fixtures.js';
 import { LatencyProbe } from './LatencyProbe.js';
-import { LossyProxy } from './LossyProxy.js';
+import { LossyProxy, seededRandom } from './LossyProxy.js';
 import { CpuMeter, rssBytes } from './procStats.js';
 import { RtpSink } from './RtpSink.js';
 import { SyntheticBroadcaster } from './SyntheticBroadcaster.js';
@@ -130,6 +130,7 @@ export function defaultBenchOptions(smoke: boolean): BenchOptions {
 /** One scenario in one mode: a fresh relay, broadcaster, viewers and probe; everything closed at the end. */
 async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOptions, clip: { normal: string; intra: string }, logger: Logger): Promise<ScenarioResult> {
 	const events: string[] = [];
+	const random = seededRandom(options.seed);
 	const relay = await createRelay({ workers: options.workers, logger, peerTimeoutMs: 60_000 });
 	const sink = await RtpSink.start();
 	const broadcaster = new SyntheticBroadcaster({ clip, fps: options.video.fps });
@@ -200,6 +201,8 @@ async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOpt
 					for (let i = 0; i < leaving.length; i++) await joinSink();
 					const gone = weriftViewers.find((v) => v.frames > 0 && !v.pc.connectionState.includes('closed'));
 					if (gone) await gone.close();
+					// Join at a random phase of the keyframe interval, so time to first frame samples it fairly.
+					await sleep(random() * options.keyframeIntervalSeconds * 500);
 					await joinWerift();
 				}
 			} else if (scenario === 'pli-storm') {

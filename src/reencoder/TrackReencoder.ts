@@ -226,13 +226,13 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 
 	/**
 	 * FFmpeg makes no frames until it has decoded a keyframe, and it never asks
-	 * for one. If a second passes without a new frame, ask the broadcaster (at
-	 * most every two seconds): this is the "after loss" keyframe request.
+	 * for one. If a progress period passes without a new frame, ask the broadcaster
+	 * (at most once a second): this is the "after loss" keyframe request.
 	 */
 	#askForKeyframeIfStalled(progress: FfmpegProgress): void {
 		const stalled = progress.frame === this.#progress.frame;
 		const now = performance.now();
-		if (!stalled || now - this.#lastKeyframeRequest < 2000 || !this.#consumer || this.#consumer.closed) return;
+		if (!stalled || now - this.#lastKeyframeRequest < 1000 || !this.#consumer || this.#consumer.closed) return;
 		this.#lastKeyframeRequest = now;
 		this.#logger.debug('re-encoder stalled; asking the broadcaster for a keyframe');
 		void this.#consumer.requestKeyFrame().catch(() => undefined);
