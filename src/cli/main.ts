@@ -6,6 +6,8 @@ import { RelayError } from '../errors.js';
 import { testSourceArgs } from '../ffmpeg/args.js';
 import { resolveFfmpeg } from '../ffmpeg/binary.js';
 import { FfmpegProcess } from '../ffmpeg/FfmpegProcess.js';
+import { defaultBenchOptions, runBench, SCENARIOS } from '../harness/bench.js';
+import { markdownReport, progressBar, writeReport } from '../harness/report.js';
 import { loadServiceConfig } from '../service/config.js';
 import { startService } from '../service/Service.js';
 
@@ -232,6 +234,53 @@ program
 		}
 		process.stdout.write(`\nbroadcasts:${status.broadcasts.length ? '' : ' none'}\n`);
 		for (const b of status.broadcasts) process.stdout.write(`  ${statsLine(b)}\n`);
+	});
+
+program
+	.command('bench')
+	.description('run the benchmark: every scenario in relay and baseline mode side by side, then the saturation ramp')
+	.option('--smoke', 'a few seconds per scenario with a handful of viewers (keeps the harness working; measures nothing serious)')
+	.option('-o, --out <dir>', 'where to write report.json, report.md and saturation.svg', 'bench-results')
+	.option('--scenarios <list>', `comma-separated subset of ${SCENARIOS.join(', ')}`)
+	.option('--duration <seconds>', 'seconds per scenario and mode', integer)
+	.option('--sink-viewers <n>', 'SRTP load-test viewers per scenario', integer)
+	.option('--werift-viewers <n>', 'real WebRTC (werift) viewers per scenario', integer)
+	.option('--workers <n>', 'mediasoup workers for the scenarios', integer)
+	.option('--size <WxH>', 'broadcaster video size, e.g. 1280x720')
+	.option('--fps <n>', 'broadcaster frame rate', integer)
+	.option('--bitrate <kbps>', 'broadcaster bitrate, kbit/s', integer)
+	.option('--keyframe-interval <seconds>', "re-encoder's keyframe interval", Number)
+	.option('--max-consumers <n>', 'most consumers the saturation ramp tries on one worker', integer)
+	.option('--no-saturation', 'skip the saturation ramp')
+	.option('--seed <n>', 'seed of the lossy links', integer)
+	.action(async (flags) => {
+		const options = defaultBenchOptions(Boolean(flags.smoke));
+		if (flags.scenarios) {
+			const wanted = String(flags.scenarios).split(',').map((s) => s.trim());
+			const unknown = wanted.filter((s) => !(SCENARIOS as readonly string[]).includes(s));
+			if (unknown.length) throw new CliError(`unknown scenario ${unknown.join(', ')}; pick from ${SCENARIOS.join(', ')}`, EXIT.usage);
+			options.scenarios = wanted as typeof options.scenarios;
+		}
+		if (flags.duration) options.durationSeconds = flags.duration;
+		if (flags.sinkViewers !== undefined) options.sinkViewers = flags.sinkViewers;
+		if (flags.weriftViewers !== undefined) options.weriftViewers = flags.weriftViewers;
+		if (flags.workers) options.workers = flags.workers;
+		if (flags.size) {
+			const match = /^(\d+)x(\d+)$/.exec(flags.size);
+			if (!match) throw new CliError('--size takes WIDTHxHEIGHT, e.g. 1280x720', EXIT.usage);
+			options.video = { ...options.video, width: Number(match[1]), height: Number(match[2]) };
+		}
+		if (flags.fps) options.video = { ...options.video, fps: flags.fps };
+		if (flags.bitrate) options.video = { ...options.video, bitrateKbps: flags.bitrate };
+		if (flags.keyframeInterval) options.keyframeIntervalSeconds = flags.keyframeInterval;
+		if (flags.seed !== undefined) options.seed = flags.seed;
+		if (flags.saturation === false) options.saturation = undefined;
+		else if (flags.maxConsumers && options.saturation) options.saturation = { ...options.saturation, maxConsumers: flags.maxConsumers };
+		const started = Date.now();
+		const report = await runBench({ ...options, onProgress: progressBar() });
+		const paths = writeReport(report, flags.out);
+		process.stderr.write(`\n`);
+		process.stdout.write(`${markdownReport(report)}\n\nwrote ${paths.json}, ${paths.markdown} and ${paths.svg} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 	});
 
 program.parseAsync(process.argv).catch((error: unknown) => {

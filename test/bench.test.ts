@@ -1,0 +1,41 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultBenchOptions, runBench, SCENARIOS } from '../src/harness/bench.js';
+import { writeReport } from '../src/harness/report.js';
+import { ffmpegChildren } from './helpers/fixture.js';
+
+describe('benchmark harness (smoke run)', () => {
+	it('runs every scenario in both modes, writes the report, and leaves nothing running', { timeout: 240_000 }, async () => {
+		const report = await runBench(defaultBenchOptions(true));
+		const dir = mkdtempSync(join(tmpdir(), 'bench-'));
+		try {
+			const paths = writeReport(report, dir);
+			expect(existsSync(paths.json) && existsSync(paths.markdown) && existsSync(paths.svg)).toBe(true);
+			expect(readFileSync(paths.svg, 'utf8')).toMatch(/^<svg/);
+			const markdown = readFileSync(paths.markdown, 'utf8');
+			for (const scenario of SCENARIOS) expect(markdown).toContain(`### ${scenario}`);
+			console.log(markdown);
+		} finally {
+			rmSync(dir, { recursive: true, force: true });
+		}
+
+		expect(report.scenarios).toHaveLength(SCENARIOS.length * 2);
+		for (const result of report.scenarios) {
+			// Every run delivered video to its viewers.
+			expect(result.sinkPacketsPerViewer).toBeGreaterThan(0);
+			expect(result.framesPerWeriftViewer).toBeGreaterThan(0);
+			expect(Number.isFinite(result.broadcasterBitrateKbps)).toBe(true);
+		}
+		const storm = (mode: string) => report.scenarios.find((r) => r.scenario === 'pli-storm' && r.mode === mode)!;
+		// The point of the relay, even in a 3-second run: the storm stops at the re-encoder.
+		expect(storm('relay').keyframeRequestsToBroadcaster).toBeLessThan(storm('baseline').keyframeRequestsToBroadcaster);
+		expect(storm('relay').endToEndLatencyMs.samples).toBeGreaterThan(0);
+		expect(report.scenarios.find((r) => r.scenario === 'ffmpeg-kill' && r.mode === 'relay')!.events.join()).toMatch(/killed the re-encoder/);
+		expect(report.scenarios.find((r) => r.scenario === 'worker-kill' && r.mode === 'relay')!.events.join()).toMatch(/viewers reported lost/);
+		expect(report.saturation.map((s) => s.mode)).toEqual(['relay', 'baseline']);
+		for (const ramp of report.saturation) expect(ramp.steps.length).toBeGreaterThan(0);
+		expect(ffmpegChildren()).toEqual([]);
+	});
+});
