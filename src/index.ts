@@ -10,3 +10,6 @@ export { placeViewer, payloadProfileKey } from './fanout/placement.js';
 export { parseOffer } from './sdp/parseOffer.js';
 export { buildAnswer } from './sdp/buildAnswer.js';
 export type { RtpStreamDescription } from './ingest/rtpDescription.js';
+export { pipeToRelay, type PipeToRelayOptions, type RelayPipe } from './ingest/pipeToRelay.js';
+export { startService, type Service } from './service/Service.js';
+export { loadServiceConfig, type ServiceConfig, type ServiceConfigInput } from './service/config.js';

@@ -1,0 +1,8 @@
+export { runBench, defaultBenchOptions, percentiles, SCENARIOS, type BenchOptions, type BenchReport, type ScenarioName, type ScenarioResult } from './bench.js';
+export { markdownReport, saturationSvg, writeReport, progressBar } from './report.js';
+export { SyntheticBroadcaster, whipExchange, type OfferExchange } from './SyntheticBroadcaster.js';
+export { WeriftViewer, type WeriftViewerOptions } from './WeriftViewer.js';
+export { RtpSink, type SinkStream } from './RtpSink.js';
+export { LatencyProbe } from './LatencyProbe.js';
+export { LossyProxy, seededRandom, type Impairment } from './LossyProxy.js';
+export { ensureClip, type ClipSpec } from './fixtures.js';
