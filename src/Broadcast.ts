@@ -5,9 +5,9 @@ import { codecFromMimeType, ingestRouterCodecs, type CodecName } from './codecs.
 import { ClosedError, ConflictError, InvalidOptionError, InvalidRtpParametersError, ProducerClosedError, UnsupportedCodecError } from './errors.js';
 import { FanOut, type PublishedTrack, type RouterInfo } from './fanout/FanOut.js';
 import { pipeProducer } from './fanout/pipe.js';
-import { producerParametersFromOffer, sendingSections } from './ingest/webrtcOffer.js';
+import { producerParametersFromOffer } from './ingest/webrtcOffer.js';
 import { buildAnswer, type AnswerSection } from './sdp/buildAnswer.js';
-import { parseOffer, type OfferMedia } from './sdp/parseOffer.js';
+import { parseOffer, sectionsFor, type OfferMedia } from './sdp/parseOffer.js';
 import { descriptionsFromSdp, rtpParametersFromDescription, type RtpStreamDescription } from './ingest/rtpDescription.js';
 import type { Logger } from './logger.js';
 import type { BroadcastOptions } from './options.js';
@@ -337,7 +337,7 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	async publish(offerSdp: string): Promise<Publication> {
 		this.#assertOpen();
 		const offer = parseOffer(offerSdp);
-		const sections = sendingSections(offer.media);
+		const sections = sectionsFor(offer.media, 'send');
 		if (!sections.has('video')) throw new UnsupportedCodecError('the offer sends no video; publish a video track (VP8 or H264)');
 		const parsed = [...sections.values()].map((section) => ({ section, ...producerParametersFromOffer(section) }));
 		const release = this.#claim(parsed.map(({ section }) => section.kind));
@@ -477,9 +477,9 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 					});
 				}
 				const outputCodec: CodecName = kind === 'video' ? this.options.video.codec : 'opus';
-				this.#publish(kind, { kind, codec: outputCodec, producer: reencoder.producer, router: this.#encoderRouter, slot: this.#slots.encoder });
+				this.#publish(kind, { kind, codec: outputCodec, producer: reencoder.producer, router: this.#encoderRouter });
 			} else {
-				this.#publish(kind, { kind, codec, producer, router: this.#ingestRouter, slot: this.#slots.ingest });
+				this.#publish(kind, { kind, codec, producer, router: this.#ingestRouter });
 			}
 		} catch (error) {
 			this.#sources.delete(kind);

@@ -38,6 +38,26 @@ export function codecFromMimeType(mimeType: string): CodecName {
 	}
 }
 
+/**
+ * The supported codec a capability describes, or undefined: VP8, Opus, and
+ * H264 only as constrained baseline with packetization-mode 1 (what the
+ * routers are made with, and what every browser decodes).
+ */
+export function supportedCodecOf(capability: ms.RtpCodecCapability): CodecName | undefined {
+	let name: CodecName;
+	try {
+		name = codecFromMimeType(capability.mimeType);
+	} catch {
+		return undefined;
+	}
+	if (name !== 'H264') return name;
+	const params = capability.parameters ?? {};
+	const profile = String(params['profile-level-id'] ?? '42e01f').toLowerCase();
+	// profile_idc 0x42 with constraint_set1: "42e0…" or "4240…".
+	const constrainedBaseline = profile.startsWith('42e0') || profile.startsWith('4240');
+	return Number(params['packetization-mode'] ?? 0) === H264_PARAMETERS['packetization-mode'] && constrainedBaseline ? 'H264' : undefined;
+}
+
 export function kindOf(codec: CodecName): ms.MediaKind {
 	return codec === 'opus' ? 'audio' : 'video';
 }

@@ -16,8 +16,6 @@ export interface PublishedTrack {
 	producer: ms.Producer;
 	/** The router the producer lives on; pipes start there. */
 	router: ms.Router;
-	/** Worker slot of that router. */
-	slot: number;
 }
 
 export interface FanOutOptions {

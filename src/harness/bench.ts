@@ -139,15 +139,7 @@ async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOpt
 	const sinkViewers: Viewer[] = [];
 	let probe: LatencyProbe | undefined;
 	try {
-		const broadcast = await relay.createBroadcast({
-			id: `${scenario}-${mode}`,
-			mode,
-			video: { ...options.video, keyframeIntervalSeconds: options.keyframeIntervalSeconds },
-		});
-		await broadcaster.connect(async (offer) => (await broadcast.publish(offer)).answer);
-		broadcaster.start();
-		// Let the re-encoder start before anyone watches, as a broadcast that is already live.
-		await waitFor(() => broadcast.live && (mode === 'baseline' || (broadcast.reencoder('video')?.stats.framesEncoded ?? 0) > 0), 20_000);
+		const broadcast = await goLive(relay, broadcaster, `${scenario}-${mode}`, mode, options);
 
 		const joinWerift = async (): Promise<WeriftViewer> => {
 			const viewer = new WeriftViewer({ audio: false });
@@ -282,10 +274,7 @@ async function runSaturation(mode: Mode, options: BenchOptions, clip: { normal: 
 	const steps: SaturationStep[] = [];
 	let limitedBy: SaturationResult['limitedBy'] = 'max-tried';
 	try {
-		const broadcast: Broadcast = await relay.createBroadcast({ id: `saturation-${mode}`, mode, video: { ...options.video, keyframeIntervalSeconds: options.keyframeIntervalSeconds } });
-		await broadcaster.connect(async (offer) => (await broadcast.publish(offer)).answer);
-		broadcaster.start();
-		await waitFor(() => broadcast.live && (mode === 'baseline' || (broadcast.reencoder('video')?.stats.framesEncoded ?? 0) > 0), 20_000);
+		const broadcast = await goLive(relay, broadcaster, `saturation-${mode}`, mode, options);
 		const viewerWorker = relay.pool.slots[0]!;
 		let consumers = 0;
 		while (consumers < ramp.maxConsumers) {
@@ -320,6 +309,16 @@ async function runSaturation(mode: Mode, options: BenchOptions, clip: { normal: 
 	}
 	const ok = steps.filter((s) => s.lossPercent <= ramp.lossThreshold && s.workerCpuPercent <= ramp.cpuThreshold);
 	return { mode, steps, consumersAtSaturation: ok.at(-1)?.consumers ?? 0, limitedBy };
+}
+
+/** Creates the broadcast, publishes the synthetic broadcaster and waits until viewers would get video. */
+async function goLive(relay: Relay, broadcaster: SyntheticBroadcaster, id: string, mode: Mode, options: BenchOptions): Promise<Broadcast> {
+	const broadcast = await relay.createBroadcast({ id, mode, video: { ...options.video, keyframeIntervalSeconds: options.keyframeIntervalSeconds } });
+	await broadcaster.connect(async (offer) => (await broadcast.publish(offer)).answer);
+	broadcaster.start();
+	// The re-encoder runs before anyone watches, as in a broadcast that is already live.
+	await waitFor(() => broadcast.live && (mode === 'baseline' || (broadcast.reencoder('video')?.stats.framesEncoded ?? 0) > 0), 20_000);
+	return broadcast;
 }
 
 function average(values: number[]): number {

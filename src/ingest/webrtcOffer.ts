@@ -1,5 +1,5 @@
 import type { types as ms } from 'mediasoup';
-import { codecFromMimeType, H264_PARAMETERS, mimeTypeOf, type CodecName } from '../codecs.js';
+import { mimeTypeOf, supportedCodecOf, type CodecName } from '../codecs.js';
 import { UnsupportedCodecError } from '../errors.js';
 import type { OfferMedia } from '../sdp/parseOffer.js';
 
@@ -17,30 +17,6 @@ const SUPPORTED_EXTENSIONS = new Set([
 
 const SUPPORTED_FEEDBACK = new Set(['nack', 'nack pli', 'ccm fir', 'goog-remb', 'transport-cc']);
 
-function supportedCodec(capability: ms.RtpCodecCapability): CodecName | undefined {
-	let name: CodecName;
-	try {
-		name = codecFromMimeType(capability.mimeType);
-	} catch {
-		return undefined;
-	}
-	if (name !== 'H264') return name;
-	const params = capability.parameters ?? {};
-	const profile = String(params['profile-level-id'] ?? '42e01f').toLowerCase();
-	const constrainedBaseline = profile.startsWith('42e0') || profile.startsWith('4240');
-	return Number(params['packetization-mode'] ?? 0) === H264_PARAMETERS['packetization-mode'] && constrainedBaseline ? 'H264' : undefined;
-}
-
-/** The sections a publisher sends on, first per kind. */
-export function sendingSections(media: readonly OfferMedia[]): Map<ms.MediaKind, OfferMedia> {
-	const sections = new Map<ms.MediaKind, OfferMedia>();
-	for (const section of media) {
-		if (section.direction !== 'sendonly' && section.direction !== 'sendrecv') continue;
-		if (!sections.has(section.kind)) sections.set(section.kind, section);
-	}
-	return sections;
-}
-
 /**
  * The RTP parameters of a producer for what a WebRTC publisher offers in one
  * section: its first supported codec (VP8 before H264 for video; Opus for
@@ -51,7 +27,7 @@ export function producerParametersFromOffer(section: OfferMedia): { codec: Codec
 	const preference: CodecName[] = section.kind === 'video' ? ['VP8', 'H264'] : ['opus'];
 	let chosen: { codec: CodecName; capability: ms.RtpCodecCapability } | undefined;
 	for (const wanted of preference) {
-		const capability = section.codecs.find((c) => supportedCodec(c) === wanted);
+		const capability = section.codecs.find((c) => supportedCodecOf(c) === wanted);
 		if (capability) {
 			chosen = { codec: wanted, capability };
 			break;

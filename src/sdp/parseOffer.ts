@@ -23,6 +23,17 @@ export interface OfferMedia {
 	raw: sdpTransform.MediaDescription;
 }
 
+/** The first section per kind that sends ('send': publishers) or receives ('receive': viewers). */
+export function sectionsFor(media: readonly OfferMedia[], role: 'send' | 'receive'): Map<ms.MediaKind, OfferMedia> {
+	const wanted = role === 'send' ? 'sendonly' : 'recvonly';
+	const sections = new Map<ms.MediaKind, OfferMedia>();
+	for (const section of media) {
+		if (section.direction !== wanted && section.direction !== 'sendrecv') continue;
+		if (!sections.has(section.kind)) sections.set(section.kind, section);
+	}
+	return sections;
+}
+
 export interface ParsedOffer {
 	media: OfferMedia[];
 	/** The offerer's DTLS parameters as the remote side of a mediasoup transport. */

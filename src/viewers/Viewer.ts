@@ -6,9 +6,9 @@ import { ClosedError } from '../errors.js';
 import type { FanOut, ViewerPlacement, ViewerRouter } from '../fanout/FanOut.js';
 import type { Logger } from '../logger.js';
 import { buildAnswer, type AnswerSection } from '../sdp/buildAnswer.js';
-import { parseOffer } from '../sdp/parseOffer.js';
+import { parseOffer, sectionsFor } from '../sdp/parseOffer.js';
 import { watchPeer } from './watchPeer.js';
-import { consumeCapabilities, receivingSections, viewerPayloadTypes } from './capabilities.js';
+import { consumeCapabilities, viewerPayloadTypes } from './capabilities.js';
 
 export interface ViewerTransportOptions {
 	/** Addresses the WebRtcTransport listens on (and announces). */
@@ -78,7 +78,7 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 	 */
 	static async fromOffer(fanOut: FanOut, offerSdp: string, options: ViewerTransportOptions, logger: Logger): Promise<{ viewer: Viewer; answer: string }> {
 		const offer = parseOffer(offerSdp);
-		const sections = receivingSections(offer.media);
+		const sections = sectionsFor(offer.media, 'receive');
 		const tracks = fanOut.tracks.filter((t) => sections.has(t.kind));
 		const payloadTypes = viewerPayloadTypes(offer.media, tracks);
 		const placement = fanOut.assign(payloadTypes, tracks.length);

@@ -1,30 +1,8 @@
 import type { types as ms } from 'mediasoup';
-import { codecFromMimeType, H264_PARAMETERS, type CodecName } from '../codecs.js';
+import { supportedCodecOf, type CodecName } from '../codecs.js';
 import { UnsupportedCodecError } from '../errors.js';
 import type { PublishedTrack } from '../fanout/FanOut.js';
-import type { OfferMedia } from '../sdp/parseOffer.js';
-
-function isCodec(capability: ms.RtpCodecCapability, codec: CodecName): boolean {
-	try {
-		if (codecFromMimeType(capability.mimeType) !== codec) return false;
-	} catch {
-		return false;
-	}
-	if (codec !== 'H264') return true;
-	const params = capability.parameters ?? {};
-	const profile = String(params['profile-level-id'] ?? '42e01f').toLowerCase();
-	return Number(params['packetization-mode'] ?? 0) === H264_PARAMETERS['packetization-mode'] && profile.startsWith('42e0');
-}
-
-/** The m= sections that want to receive media, first per kind. */
-export function receivingSections(media: readonly OfferMedia[]): Map<ms.MediaKind, OfferMedia> {
-	const sections = new Map<ms.MediaKind, OfferMedia>();
-	for (const section of media) {
-		if (section.direction !== 'recvonly' && section.direction !== 'sendrecv') continue;
-		if (!sections.has(section.kind)) sections.set(section.kind, section);
-	}
-	return sections;
-}
+import { sectionsFor, type OfferMedia } from '../sdp/parseOffer.js';
 
 /**
  * The payload type the viewer offers for each published track's codec. The
@@ -35,12 +13,12 @@ export function viewerPayloadTypes(
 	media: readonly OfferMedia[],
 	tracks: readonly PublishedTrack[],
 ): Partial<Record<CodecName, number>> {
-	const sections = receivingSections(media);
+	const sections = sectionsFor(media, 'receive');
 	const payloadTypes: Partial<Record<CodecName, number>> = {};
 	for (const track of tracks) {
 		const section = sections.get(track.kind);
 		if (!section) continue;
-		const match = section.codecs.find((c) => isCodec(c, track.codec));
+		const match = section.codecs.find((c) => supportedCodecOf(c) === track.codec);
 		if (!match) {
 			const offered = section.codecs.map((c) => c.mimeType.split('/')[1]).filter((n) => n !== 'rtx');
 			throw new UnsupportedCodecError(
