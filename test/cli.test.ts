@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ffmpegChildren, sleep } from './helpers/fixture.js';
@@ -65,10 +68,19 @@ describe('CLI', () => {
 		expect(badConfig.stderr).toMatch(/port: /);
 	});
 
-	it('--print-config merges file, environment and flags', async () => {
-		const { code, stdout } = await finish(run(['serve', '--print-config', '--workers', '3', '--admin-token', 'admin-token-1'], { BROADCAST_RELAY_PORT: '9123' }));
+	it('--print-config merges file, environment and flags, later winning', async () => {
+		const dir = mkdtempSync(join(tmpdir(), 'relay-config-'));
+		const file = join(dir, 'config.json');
+		writeFileSync(file, JSON.stringify({ port: 7000, host: '127.0.0.2', demo: 'from-file', relay: { consumersPerRouter: 250 } }));
+		const { code, stdout } = await finish(
+			run(['serve', '--config', file, '--print-config', '--workers', '3', '--admin-token', 'admin-token-1'], { BROADCAST_RELAY_PORT: '9123' }),
+		);
+		rmSync(dir, { recursive: true, force: true });
 		expect(code).toBe(0);
 		const config = JSON.parse(stdout);
+		expect(config.host).toBe('127.0.0.2');
+		expect(config.demo).toBe('from-file');
+		expect(config.relay.consumersPerRouter).toBe(250);
 		expect(config.port).toBe(9123);
 		expect(config.relay.workers).toBe(3);
 		expect(config.adminTokens).toEqual(['admin-token-1']);

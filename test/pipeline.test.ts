@@ -122,4 +122,19 @@ describe('relay pipeline: codecs and sources', () => {
 			appWorker.close();
 		}
 	});
+
+	it('audio.reencode: Opus goes through FFmpeg too, and viewers receive the re-encoded audio', async () => {
+		const relay = await fixture.relay();
+		const broadcast = await relay.createBroadcast({
+			id: 'audio-reencode',
+			video: { width: 320, height: 180, fps: 15, bitrateKbps: 200 },
+			audio: { reencode: true, bitrateKbps: 48 },
+		});
+		await fixture.broadcaster(broadcast, { width: 320, height: 180, fps: 15 });
+		const kinds = broadcast.stats.reencoders.map((r) => `${r.kind}:${r.codec}`).sort();
+		expect(kinds).toEqual(['audio:opus', 'video:VP8']);
+		const viewer = await fixture.viewer(broadcast);
+		await viewer.waitFor(() => viewer.audioPackets > 50 && viewer.frames > 10, 15_000, 'audio and video');
+		expect(relay.ports.inUse).toBe(8);
+	});
 });

@@ -162,6 +162,13 @@ describe('service: status codes for bad requests, and it keeps serving', () => {
 		expect(options.headers.get('accept-post')).toBe('application/sdp');
 		expect(options.headers.get('access-control-allow-origin')).toBe('*');
 
+		expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+		expect(await (await fetch(`${service.url}/readyz`)).json()).toEqual({ status: 'ready' });
+		const metrics = await (await fetch(`${service.url}/metrics`)).text();
+		expect(metrics).toMatch(/^broadcast_relay_viewers\{broadcast="live"\} 0$/m);
+		expect(metrics).toMatch(/^broadcast_relay_keyframe_requests\{broadcast="live",stage="absorbed"\} \d+$/m);
+		expect(metrics).toMatch(/^broadcast_relay_worker_consumers\{worker="1"\} \d+$/m);
+
 		const get = await fetch(url);
 		expect(get.status).toBe(405);
 		expect(get.headers.get('allow')).toBe('POST, OPTIONS');

@@ -33,7 +33,11 @@ export interface FfmpegProcessEvents {
 	/** FFmpeg stopped without being asked to. */
 	died: [{ code: number | null; signal: NodeJS.Signals | null }];
 	progress: [FfmpegProgress];
+	/** FFmpeg could not decode for want of a keyframe (it started mid-GOP, or input was lost). */
+	needskeyframe: [];
 }
+
+const NEEDS_KEYFRAME = /without a prior keyframe|Error while decoding|missing reference|non-existing PPS|no frame!/i;
 
 // Linux's parent-death signal kills FFmpeg if this Node process is killed with
 // SIGKILL and never gets to clean up. setpriv (util-linux) sets it before exec.
@@ -142,6 +146,7 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
 			if (this.#lastStderr.length > 20) this.#lastStderr.shift();
 			const level = /^\[(?:[^\]]*\] )?\[(\w+)\]/.exec(line)?.[1] ?? /\[(error|fatal|warning|info|verbose|debug)\]/.exec(line)?.[1];
 			const message = line.replace(/\[(error|fatal|warning|info|verbose|debug)\]\s*/, '');
+			if (NEEDS_KEYFRAME.test(message)) this.emit('needskeyframe');
 			if (level === 'error' || level === 'fatal') logger.error({ ffmpeg: message }, 'ffmpeg');
 			else if (level === 'warning') logger.warn({ ffmpeg: message }, 'ffmpeg');
 			else logger.debug({ ffmpeg: message }, 'ffmpeg');
@@ -191,6 +196,7 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
 			this.#closing = true;
 			this.removeAllListeners('died');
 			this.removeAllListeners('progress');
+			this.removeAllListeners('needskeyframe');
 			if (child.exitCode === null && child.signalCode === null) {
 				child.kill('SIGTERM');
 				const timer = setTimeout(() => child.kill('SIGKILL'), this.#options.killTimeoutMs ?? 2000);

@@ -18,6 +18,8 @@ export interface RtpOutputTarget {
 	localRtcpPort: number;
 	ssrc: number;
 	payloadType: number;
+	/** First RTP sequence number; a restarted FFmpeg continues where the last one stopped. */
+	seq?: number;
 }
 
 export interface VideoEncoding {
@@ -72,7 +74,8 @@ export function rtpOutputUrl(target: RtpOutputTarget): string {
 }
 
 function rtpOutputArgs(target: RtpOutputTarget): string[] {
-	return ['-f', 'rtp', '-ssrc', String(target.ssrc), '-payload_type', String(target.payloadType), rtpOutputUrl(target)];
+	const seq = target.seq === undefined ? [] : ['-seq', String(target.seq & 0xffff)];
+	return ['-f', 'rtp', '-ssrc', String(target.ssrc), '-payload_type', String(target.payloadType), ...seq, rtpOutputUrl(target)];
 }
 
 /** Encoder flags that give a fixed GOP and no lookahead, for libvpx (VP8) or libx264 (H264). */

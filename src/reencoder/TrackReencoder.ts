@@ -64,6 +64,9 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 	readonly #logger: Logger;
 	readonly #abort = new AbortController();
 	readonly #ssrc = randomInt(1, 2 ** 31);
+	/** Sequence number of this re-encoder's first packet; later runs continue from it. */
+	readonly #firstSeq = randomInt(0, 65536);
+	#nextSeq = this.#firstSeq;
 	#inputPorts?: PortPair;
 	#outputPorts?: PortPair;
 	#consumerTransport?: ms.PlainTransport;
@@ -195,6 +198,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			localRtcpPort: this.#outputPorts!.rtcp,
 			ssrc: this.#ssrc,
 			payloadType: this.#producer!.rtpParameters.codecs[0]!.payloadType,
+			seq: this.#nextSeq,
 		};
 		return this.#options.video
 			? videoReencoderArgs(this.#options.video, target)
@@ -211,10 +215,12 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		});
 		this.#ffmpeg = ffmpeg;
 		ffmpeg.on('progress', (progress) => {
-			this.#askForKeyframeIfStalled(progress);
+			// Nothing encoded yet in this run: the keyframe FFmpeg started from was lost to probing.
+			if (progress.frame === 0) this.#askForKeyframe();
 			this.#progress = progress;
 			this.emit('progress', progress);
 		});
+		ffmpeg.on('needskeyframe', () => this.#askForKeyframe());
 		ffmpeg.on('died', () => this.#onFfmpegDied());
 		await ffmpeg.start();
 		// FFmpeg binds its input socket after reading the SDP; RTP sent before that is lost,
@@ -225,16 +231,16 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 	}
 
 	/**
-	 * FFmpeg makes no frames until it has decoded a keyframe, and it never asks
-	 * for one. If a progress period passes without a new frame, ask the broadcaster
-	 * (at most once a second): this is the "after loss" keyframe request.
+	 * FFmpeg cannot decode without a keyframe and never asks for one itself, so
+	 * the re-encoder asks the broadcaster on its behalf (at most once a second):
+	 * at start, and when FFmpeg reports it lost its reference ("after loss").
+	 * CPU stalls do not count: a keyframe would not help them.
 	 */
-	#askForKeyframeIfStalled(progress: FfmpegProgress): void {
-		const stalled = progress.frame === this.#progress.frame;
+	#askForKeyframe(): void {
 		const now = performance.now();
-		if (!stalled || now - this.#lastKeyframeRequest < 1000 || !this.#consumer || this.#consumer.closed) return;
+		if (now - this.#lastKeyframeRequest < 1000 || !this.#consumer || this.#consumer.closed) return;
 		this.#lastKeyframeRequest = now;
-		this.#logger.debug('re-encoder stalled; asking the broadcaster for a keyframe');
+		this.#logger.debug('asking the broadcaster for a keyframe for FFmpeg');
 		void this.#consumer.requestKeyFrame().catch(() => undefined);
 	}
 
@@ -253,6 +259,11 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			if (this.#abort.signal.aborted) return;
 			this.#restarts += 1;
 			try {
+				// Continue the sequence numbers: a jump would look like thousands of lost packets
+				// downstream (mediasoup forwards it, and decoders wait for the gap to fill).
+				const stats = await this.#producer!.getStats().catch(() => []);
+				const received = stats.reduce((sum, s) => sum + (s.packetCount ?? 0), 0);
+				this.#nextSeq = (this.#firstSeq + received) & 0xffff;
 				await this.#spawnFfmpeg();
 				this.#logger.info({ restarts: this.#restarts, pid: this.#ffmpeg?.pid }, 'ffmpeg restarted');
 				this.emit('restarted', { restarts: this.#restarts, pid: this.#ffmpeg?.pid });

@@ -35,6 +35,8 @@ describe('FFmpeg argument builder', () => {
 		const args = videoReencoderArgs(video, target);
 		expect(valueOf(args, '-ssrc')).toBe('1234');
 		expect(valueOf(args, '-payload_type')).toBe('96');
+		expect(valueOf(args, '-seq')).toBeUndefined();
+		expect(valueOf(videoReencoderArgs(video, { ...target, seq: 70000 }), '-seq')).toBe(String(70000 & 0xffff));
 		expect(args.at(-1)).toBe(rtpOutputUrl(target));
 		expect(rtpOutputUrl(target)).toBe('rtp://127.0.0.1:40000?rtcpport=40001&localrtpport=50000&localrtcpport=50001&pkt_size=1200');
 		expect(valueOf(args, '-i')).toBe('pipe:0');
