@@ -214,13 +214,18 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			logger: this.#logger.child({ ffmpegRun: this.#restarts }),
 		});
 		this.#ffmpeg = ffmpeg;
+		let lastAdvance = performance.now();
 		ffmpeg.on('progress', (progress) => {
+			if (progress.frame !== this.#progress.frame) lastAdvance = performance.now();
 			// Nothing encoded yet in this run: the keyframe FFmpeg started from was lost to probing.
 			if (progress.frame === 0) this.#askForKeyframe();
 			this.#progress = progress;
 			this.emit('progress', progress);
 		});
-		ffmpeg.on('needskeyframe', () => this.#askForKeyframe());
+		// A decode error while frames still come out is passing; one while they do not means a lost reference.
+		ffmpeg.on('needskeyframe', () => {
+			if (performance.now() - lastAdvance > 1000) this.#askForKeyframe();
+		});
 		ffmpeg.on('died', () => this.#onFfmpegDied());
 		await ffmpeg.start();
 		// FFmpeg binds its input socket after reading the SDP; RTP sent before that is lost,
