@@ -246,6 +246,8 @@ program
 	.option('--sink-viewers <n>', 'SRTP load-test viewers per scenario', integer)
 	.option('--werift-viewers <n>', 'real WebRTC (werift) viewers per scenario', integer)
 	.option('--workers <n>', 'mediasoup workers for the scenarios', integer)
+	.addOption(new Option('--codec <codec>', "synthetic broadcaster's video codec").choices(['VP8', 'H264']))
+	.option('--no-audio', 'the broadcaster sends no Opus audio')
 	.option('--size <WxH>', 'broadcaster video size, e.g. 1280x720')
 	.option('--fps <n>', 'broadcaster frame rate', integer)
 	.option('--bitrate <kbps>', 'broadcaster bitrate, kbit/s', integer)
@@ -271,6 +273,8 @@ program
 			options.video = { ...options.video, width: Number(match[1]), height: Number(match[2]) };
 		}
 		if (flags.fps) options.video = { ...options.video, fps: flags.fps };
+		if (flags.codec) options.video = { ...options.video, codec: flags.codec };
+		if (flags.audio === false) options.audio = false;
 		if (flags.bitrate) options.video = { ...options.video, bitrateKbps: flags.bitrate };
 		if (flags.keyframeInterval) options.keyframeIntervalSeconds = flags.keyframeInterval;
 		if (flags.seed !== undefined) options.seed = flags.seed;

@@ -1,9 +1,23 @@
 import { MediaStreamTrack, PictureLossIndication, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket } from 'werift';
+import { packetizeH264, readH264AccessUnits } from './h264.js';
 import { readIvf } from './ivf.js';
+import { readOggOpusPackets } from './ogg.js';
+
+/** VP8 RTP payloads of one frame (RFC 7741): X=1, S on the first, I=1 with a 15-bit picture id (filled in when sent). */
+function packetizeVp8(frame: Buffer, maxPayload: number): Buffer[] {
+	const payloads: Buffer[] = [];
+	for (let offset = 0; offset < frame.length; offset += maxPayload) {
+		const descriptor = Buffer.from([offset === 0 ? 0x90 : 0x80, 0x80, 0x80, 0x00]);
+		payloads.push(Buffer.concat([descriptor, frame.subarray(offset, offset + maxPayload)]));
+	}
+	return payloads;
+}
 
 export interface SyntheticBroadcasterOptions {
 	/** The clip as two encodings of the same frames (see ensureClip). */
-	clip: { normal: string; intra: string };
+	clip: { codec?: 'VP8' | 'H264'; normal: string; intra: string };
+	/** An Ogg Opus file to send as audio (see ensureOpusClip); none: video only. */
+	audio?: string;
 	fps: number;
 	/** Largest RTP payload. Default 1100. */
 	maxPayload?: number;
@@ -49,8 +63,15 @@ export class SyntheticBroadcaster {
 	bytesSent = 0;
 	/** Bytes sent per second since start. */
 	readonly bytesPerSecond: number[] = [];
-	readonly #normal: Buffer[];
-	readonly #intra: Buffer[];
+	readonly #codec: 'VP8' | 'H264';
+	/** Per frame, its RTP payloads (packetized once, up front). */
+	readonly #normal: Buffer[][];
+	readonly #intra: Buffer[][];
+	readonly #normalBytes: number[];
+	readonly #audioPackets: Buffer[];
+	readonly #audioTrack = new MediaStreamTrack({ kind: 'audio' });
+	#audioTimer?: NodeJS.Timeout;
+	#audioSequence = 0;
 	readonly #fps: number;
 	readonly #maxPayload: number;
 	readonly #track = new MediaStreamTrack({ kind: 'video' });
@@ -64,22 +85,31 @@ export class SyntheticBroadcaster {
 	#closed = false;
 
 	constructor(options: SyntheticBroadcasterOptions) {
-		this.#normal = readIvf(options.clip.normal).frames;
-		this.#intra = readIvf(options.clip.intra).frames;
-		if (this.#normal.length !== this.#intra.length || this.#normal.length === 0) throw new Error('fixture clips differ in length');
+		this.#codec = options.clip.codec ?? 'VP8';
 		this.#fps = options.fps;
 		this.#maxPayload = options.maxPayload ?? 1100;
+		const load = (file: string): Buffer[][] =>
+			this.#codec === 'VP8'
+				? readIvf(file).frames.map((frame) => packetizeVp8(frame, this.#maxPayload))
+				: readH264AccessUnits(file).map((unit) => packetizeH264(unit, this.#maxPayload));
+		this.#normal = load(options.clip.normal);
+		this.#intra = load(options.clip.intra);
+		if (this.#normal.length !== this.#intra.length || this.#normal.length === 0) throw new Error('fixture clips differ in length');
+		this.#normalBytes = this.#normal.map((payloads) => payloads.reduce((sum, p) => sum + p.length, 0));
+		this.#audioPackets = options.audio ? readOggOpusPackets(options.audio) : [];
 		this.#sentAt = new Array<number>(this.#normal.length).fill(Number.NaN);
 		this.pc = new RTCPeerConnection({
 			codecs: {
 				video: [
 					new RTCRtpCodecParameters({
-						mimeType: 'video/VP8',
+						mimeType: `video/${this.#codec}`,
 						clockRate: 90000,
-						payloadType: 96,
+						payloadType: this.#codec === 'VP8' ? 96 : 102,
+						...(this.#codec === 'H264' ? { parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1' } : {}),
 						rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }],
 					}),
 				],
+				audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })],
 			},
 		});
 		const sender = this.pc.addTransceiver(this.#track, { direction: 'sendonly' }).sender;
@@ -101,13 +131,14 @@ export class SyntheticBroadcaster {
 		return this.#sentAt[index % this.#normal.length] ?? Number.NaN;
 	}
 
-	/** Bitrate the clip has with no keyframe requests, bit/s: the broadcaster's steady state. */
+	/** Video bitrate the clip has with no keyframe requests, bit/s: the broadcaster's steady state. */
 	get steadyBitrate(): number {
-		const bytes = this.#normal.slice(1).reduce((sum, f) => sum + f.length, 0);
-		return (bytes * 8 * this.#fps) / (this.#normal.length - 1);
+		const bytes = this.#normalBytes.reduce((sum, b) => sum + b, 0);
+		return (bytes * 8 * this.#fps) / this.#normal.length;
 	}
 
 	async connect(exchange: OfferExchange): Promise<void> {
+		if (this.#audioPackets.length) this.pc.addTransceiver(this.#audioTrack, { direction: 'sendonly' });
 		await this.pc.setLocalDescription(await this.pc.createOffer());
 		const answer = await exchange(this.pc.localDescription!.sdp);
 		await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
@@ -124,42 +155,51 @@ export class SyntheticBroadcaster {
 			this.#timer = setTimeout(tick, Math.max(0, next - performance.now()));
 		};
 		tick();
+		if (this.#audioPackets.length) {
+			const audioTick = (): void => {
+				if (this.#closed) return;
+				const packet = this.#audioPackets[this.#audioSequence % this.#audioPackets.length]!;
+				const header = new RtpHeader({ payloadType: 111, timestamp: (this.#audioSequence * 960) >>> 0, marker: false, sequenceNumber: this.#audioSequence & 0xffff });
+				this.#audioTrack.writeRtp(new RtpPacket(header, packet));
+				this.#audioSequence += 1;
+				this.#audioTimer = setTimeout(audioTick, Math.max(0, this.#startedAt + this.#audioSequence * 20 - performance.now()));
+			};
+			audioTick();
+		}
 	}
 
 	#sendFrame(sequence: number): void {
 		const index = sequence % this.#normal.length;
-		let frame = this.#normal[index]!;
+		let payloads = this.#normal[index]!;
 		// The normal clip's own keyframe is frame 0; any other keyframe is an answer to a request.
 		if (this.#keyframeWanted && index !== 0) {
-			frame = this.#intra[index]!;
+			payloads = this.#intra[index]!;
 			this.requestedKeyframesSent += 1;
 		}
 		this.#keyframeWanted = false;
 		const timestamp = (sequence * Math.round(90000 / this.#fps)) >>> 0;
 		const pictureId = this.#pictureId++ & 0x7fff;
-		for (let offset = 0; offset < frame.length; offset += this.#maxPayload) {
-			const chunk = frame.subarray(offset, offset + this.#maxPayload);
-			// VP8 payload descriptor (RFC 7741): X=1, S on the first packet, I=1 with a 15-bit picture id.
-			const descriptor = Buffer.from([offset === 0 ? 0x90 : 0x80, 0x80, 0x80 | (pictureId >> 8), pictureId & 0xff]);
-			const header = new RtpHeader({
-				payloadType: 96,
-				timestamp,
-				marker: offset + this.#maxPayload >= frame.length,
-				sequenceNumber: this.#sequenceNumber++ & 0xffff,
-			});
-			this.#track.writeRtp(new RtpPacket(header, Buffer.concat([descriptor, chunk])));
-		}
+		let bytes = 0;
+		payloads.forEach((packetized, i) => {
+			// VP8 payloads get their picture id here (on a copy: the packetized clip is reused every loop).
+			const payload = this.#codec === 'VP8' ? Buffer.from(packetized) : packetized;
+			if (this.#codec === 'VP8') payload.writeUInt16BE(0x8000 | pictureId, 2);
+			const header = new RtpHeader({ payloadType: 96, timestamp, marker: i === payloads.length - 1, sequenceNumber: this.#sequenceNumber++ & 0xffff });
+			this.#track.writeRtp(new RtpPacket(header, payload));
+			bytes += payload.length;
+		});
 		this.#sentAt[index] = performance.now();
 		this.framesSent += 1;
-		this.bytesSent += frame.length;
+		this.bytesSent += bytes;
 		const second = Math.floor((performance.now() - this.#startedAt) / 1000);
-		this.bytesPerSecond[second] = (this.bytesPerSecond[second] ?? 0) + frame.length;
+		this.bytesPerSecond[second] = (this.bytesPerSecond[second] ?? 0) + bytes;
 	}
 
 	async close(): Promise<void> {
 		if (this.#closed) return;
 		this.#closed = true;
 		clearTimeout(this.#timer);
+		clearTimeout(this.#audioTimer);
 		await this.pc.close();
 	}
 }

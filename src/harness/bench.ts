@@ -3,7 +3,9 @@ import type { Broadcast } from '../Broadcast.js';
 import type { Logger } from '../logger.js';
 import { createRelay, type Relay } from '../Relay.js';
 import type { Viewer } from '../viewers/Viewer.js';
-import { ensureClip } from './fixtures.js';
+import { ensureClip, ensureOpusClip } from './fixtures.js';
+
+type Clip = { video: ReturnType<typeof ensureClip>; audio: string | undefined };
 import { LatencyProbe } from './LatencyProbe.js';
 import { LossyProxy, seededRandom } from './LossyProxy.js';
 import { CpuMeter, rssBytes } from './procStats.js';
@@ -26,7 +28,10 @@ export interface BenchOptions {
 	/** Real werift WebRTC viewers per scenario (fidelity: frames, keyframes, time to first frame). */
 	weriftViewers: number;
 	workers: number;
-	video: { width: number; height: number; fps: number; bitrateKbps: number };
+	/** The synthetic broadcaster's video; the re-encoder's output uses the same size, rate and bitrate. */
+	video: { codec: 'VP8' | 'H264'; width: number; height: number; fps: number; bitrateKbps: number };
+	/** Whether the broadcaster also sends Opus audio (passed through to viewers). */
+	audio: boolean;
 	keyframeIntervalSeconds: number;
 	/** Saturation ramp: consumers added per step, seconds per step, and the most to try. */
 	saturation: { step: number; stepSeconds: number; maxConsumers: number; lossThreshold: number; cpuThreshold: number } | undefined;
@@ -108,7 +113,8 @@ export function defaultBenchOptions(smoke: boolean): BenchOptions {
 				sinkViewers: 10,
 				weriftViewers: 1,
 				workers: 2,
-				video: { width: 320, height: 180, fps: 15, bitrateKbps: 300 },
+				video: { codec: 'VP8', width: 320, height: 180, fps: 15, bitrateKbps: 300 },
+				audio: true,
 				keyframeIntervalSeconds: 1,
 				saturation: { step: 20, stepSeconds: 1.5, maxConsumers: 40, lossThreshold: 0.5, cpuThreshold: 90 },
 				seed: 1,
@@ -120,7 +126,8 @@ export function defaultBenchOptions(smoke: boolean): BenchOptions {
 				sinkViewers: 200,
 				weriftViewers: 4,
 				workers: 2,
-				video: { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 },
+				video: { codec: 'VP8', width: 1280, height: 720, fps: 30, bitrateKbps: 1500 },
+				audio: true,
 				keyframeIntervalSeconds: 2,
 				saturation: { step: 100, stepSeconds: 4, maxConsumers: 1500, lossThreshold: 0.5, cpuThreshold: 90 },
 				seed: 1,
@@ -128,12 +135,12 @@ export function defaultBenchOptions(smoke: boolean): BenchOptions {
 }
 
 /** One scenario in one mode: a fresh relay, broadcaster, viewers and probe; everything closed at the end. */
-async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOptions, clip: { normal: string; intra: string }, logger: Logger): Promise<ScenarioResult> {
+async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOptions, clip: Clip, logger: Logger): Promise<ScenarioResult> {
 	const events: string[] = [];
 	const random = seededRandom(options.seed);
 	const relay = await createRelay({ workers: options.workers, logger, peerTimeoutMs: 60_000 });
 	const sink = await RtpSink.start();
-	const broadcaster = new SyntheticBroadcaster({ clip, fps: options.video.fps });
+	const broadcaster = new SyntheticBroadcaster({ clip: clip.video, audio: clip.audio, fps: options.video.fps });
 	const weriftViewers: WeriftViewer[] = [];
 	const proxies: LossyProxy[] = [];
 	const sinkViewers: Viewer[] = [];
@@ -264,13 +271,13 @@ async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOpt
 }
 
 /** Adds sink viewers to one worker step by step until loss or the worker's CPU passes its threshold. */
-async function runSaturation(mode: Mode, options: BenchOptions, clip: { normal: string; intra: string }, logger: Logger): Promise<SaturationResult> {
+async function runSaturation(mode: Mode, options: BenchOptions, clip: Clip, logger: Logger): Promise<SaturationResult> {
 	const ramp = options.saturation!;
 	// One worker carries everything, so its CPU and loss are the per-worker figures; the ingest and
 	// encoder routers on it cost little next to hundreds of consumers.
 	const relay = await createRelay({ workers: 1, logger, consumersPerWorker: ramp.maxConsumers + 10, consumersPerRouter: ramp.maxConsumers + 10, peerTimeoutMs: 60_000 });
 	const sink = await RtpSink.start();
-	const broadcaster = new SyntheticBroadcaster({ clip, fps: options.video.fps });
+	const broadcaster = new SyntheticBroadcaster({ clip: clip.video, audio: clip.audio, fps: options.video.fps });
 	const steps: SaturationStep[] = [];
 	let limitedBy: SaturationResult['limitedBy'] = 'max-tried';
 	try {
@@ -313,7 +320,8 @@ async function runSaturation(mode: Mode, options: BenchOptions, clip: { normal: 
 
 /** Creates the broadcast, publishes the synthetic broadcaster and waits until viewers would get video. */
 async function goLive(relay: Relay, broadcaster: SyntheticBroadcaster, id: string, mode: Mode, options: BenchOptions): Promise<Broadcast> {
-	const broadcast = await relay.createBroadcast({ id, mode, video: { ...options.video, keyframeIntervalSeconds: options.keyframeIntervalSeconds } });
+	const { codec: _broadcasterCodec, ...video } = options.video;
+	const broadcast = await relay.createBroadcast({ id, mode, video: { ...video, keyframeIntervalSeconds: options.keyframeIntervalSeconds } });
 	await broadcaster.connect(async (offer) => (await broadcast.publish(offer)).answer);
 	broadcaster.start();
 	// The re-encoder runs before anyone watches, as in a broadcast that is already live.
@@ -340,7 +348,7 @@ async function waitFor(predicate: () => boolean, timeoutMs: number): Promise<voi
  */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
 	const logger = options.logger ?? pino({ level: 'silent' });
-	const clip = ensureClip({ ...options.video, seconds: 10 });
+	const clip: Clip = { video: ensureClip({ ...options.video, seconds: 10 }), audio: options.audio ? ensureOpusClip(10) : undefined };
 	const scenarios: ScenarioResult[] = [];
 	for (const scenario of options.scenarios) {
 		for (const mode of ['relay', 'baseline'] as const) scenarios.push(await runScenario(scenario, mode, options, clip, logger));

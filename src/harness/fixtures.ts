@@ -7,6 +7,8 @@ import { resolveFfmpeg } from '../ffmpeg/binary.js';
 export const FIXTURE_DIR = fileURLToPath(new URL('../../fixtures/generated/', import.meta.url));
 
 export interface ClipSpec {
+	/** Default VP8. */
+	codec?: 'VP8' | 'H264';
 	width: number;
 	height: number;
 	fps: number;
@@ -25,11 +27,13 @@ export const BARCODE_BITS = 16;
  * carries its number as a barcode, read back by the latency probe. Generated
  * by FFmpeg on first use (a few hundred KiB) into fixtures/generated/.
  */
-export function ensureClip(spec: ClipSpec, ffmpegPath?: string): { normal: string; intra: string } {
-	const name = `vp8-${spec.width}x${spec.height}-${spec.fps}fps-${spec.seconds}s-${spec.bitrateKbps}k`;
-	const normal = join(FIXTURE_DIR, `${name}-normal.ivf`);
-	const intra = join(FIXTURE_DIR, `${name}-intra.ivf`);
-	if (existsSync(normal) && existsSync(intra)) return { normal, intra };
+export function ensureClip(spec: ClipSpec, ffmpegPath?: string): { codec: 'VP8' | 'H264'; normal: string; intra: string } {
+	const codec = spec.codec ?? 'VP8';
+	const name = `${codec.toLowerCase()}-${spec.width}x${spec.height}-${spec.fps}fps-${spec.seconds}s-${spec.bitrateKbps}k-v2`;
+	const extension = codec === 'VP8' ? 'ivf' : 'h264';
+	const normal = join(FIXTURE_DIR, `${name}-normal.${extension}`);
+	const intra = join(FIXTURE_DIR, `${name}-intra.${extension}`);
+	if (existsSync(normal) && existsSync(intra)) return { codec, normal, intra };
 	mkdirSync(FIXTURE_DIR, { recursive: true });
 	const ffmpeg = resolveFfmpeg(ffmpegPath).path;
 	const frames = spec.fps * spec.seconds;
@@ -43,9 +47,14 @@ export function ensureClip(spec: ClipSpec, ffmpegPath?: string): { normal: strin
 				'-f', 'lavfi', '-i', `testsrc2=size=${spec.width}x${spec.height}:rate=${spec.fps}`,
 				'-vf', barcode,
 				'-frames:v', String(frames),
-				'-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-lag-in-frames', '0', '-auto-alt-ref', '0',
+				...(codec === 'VP8'
+					? // Error-resilient: no entropy state carried between frames, so a spliced-in keyframe
+						// leaves the following frames decodable (otherwise the decoder reads them as garbage).
+						['-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-lag-in-frames', '0', '-auto-alt-ref', '0', '-error-resilient', '1']
+					: ['-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'baseline', '-bf', '0', '-sc_threshold', '0',
+						'-x264-params', 'aud=1:repeat-headers=1', '-pix_fmt', 'yuv420p']),
 				'-b:v', `${spec.bitrateKbps}k`, '-g', String(gop), '-keyint_min', String(gop),
-				'-f', 'ivf', partial,
+				'-f', codec === 'VP8' ? 'ivf' : 'h264', partial,
 			],
 			{ encoding: 'utf8' },
 		);
@@ -54,5 +63,22 @@ export function ensureClip(spec: ClipSpec, ffmpegPath?: string): { normal: strin
 	};
 	encode(normal, frames + 1);
 	encode(intra, 1);
-	return { normal, intra };
+	return { codec, normal, intra };
+}
+
+/** An Opus clip (a 440 Hz tone, 20 ms packets) for the synthetic broadcaster's audio. */
+export function ensureOpusClip(seconds: number, ffmpegPath?: string): string {
+	const file = join(FIXTURE_DIR, `opus-${seconds}s.ogg`);
+	if (existsSync(file)) return file;
+	mkdirSync(FIXTURE_DIR, { recursive: true });
+	const partial = `${file}.partial`;
+	const result = spawnSync(
+		resolveFfmpeg(ffmpegPath).path,
+		['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
+			'-c:a', 'libopus', '-b:a', '48k', '-frame_duration', '20', '-application', 'lowdelay', '-f', 'ogg', partial],
+		{ encoding: 'utf8' },
+	);
+	if (result.status !== 0) throw new Error(`could not generate fixture ${file}: ${result.stderr}`);
+	renameSync(partial, file);
+	return file;
 }

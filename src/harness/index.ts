@@ -5,4 +5,4 @@ export { WeriftViewer, type WeriftViewerOptions } from './WeriftViewer.js';
 export { RtpSink, type SinkStream } from './RtpSink.js';
 export { LatencyProbe } from './LatencyProbe.js';
 export { LossyProxy, seededRandom, type Impairment } from './LossyProxy.js';
-export { ensureClip, type ClipSpec } from './fixtures.js';
+export { ensureClip, ensureOpusClip, type ClipSpec } from './fixtures.js';

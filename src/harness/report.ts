@@ -32,7 +32,7 @@ export function markdownReport(report: BenchReport): string {
 	lines.push(`Benchmark of ${report.date.slice(0, 10)} on ${report.machine.cpus} × ${report.machine.model}, Node ${report.machine.node}.`);
 	const o = report.options;
 	lines.push(
-		`${o.durationSeconds} s per scenario and mode; ${o.sinkViewers} SRTP sink viewers and ${o.weriftViewers} werift viewers; broadcaster ${o.video.width}x${o.video.height}@${o.video.fps} VP8 ${o.video.bitrateKbps} kbit/s answering every keyframe request; re-encoder keyframe every ${o.keyframeIntervalSeconds} s.`,
+		`${o.durationSeconds} s per scenario and mode; ${o.sinkViewers} SRTP sink viewers and ${o.weriftViewers} werift viewers; broadcaster ${o.video.width}x${o.video.height}@${o.video.fps} ${o.video.codec}${o.audio ? ' + Opus' : ''} ${o.video.bitrateKbps} kbit/s answering every keyframe request, re-encoded to VP8 at the same size; re-encoder keyframe every ${o.keyframeIntervalSeconds} s.`,
 		'',
 	);
 	for (const scenario of [...new Set(report.scenarios.map((r) => r.scenario))]) {

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { ensureClip, ensureOpusClip } from '../src/harness/fixtures.js';
+import { isIdr, nalType, packetizeH264, readH264AccessUnits, splitAnnexB } from '../src/harness/h264.js';
+import { readIvf, isVp8Keyframe } from '../src/harness/ivf.js';
+import { LossyProxy, seededRandom } from '../src/harness/LossyProxy.js';
+import { readOggOpusPackets } from '../src/harness/ogg.js';
+import { SyntheticBroadcaster } from '../src/harness/SyntheticBroadcaster.js';
+import { percentiles } from '../src/harness/bench.js';
+import { useRelayFixture } from './helpers/fixture.js';
+
+const small = { width: 320, height: 180, fps: 15, bitrateKbps: 300, seconds: 10 };
+
+describe('harness fixtures and packetizers', () => {
+	it('VP8 clip: one keyframe in the normal encoding, every frame a keyframe in the intra one', () => {
+		const clip = ensureClip(small);
+		const normal = readIvf(clip.normal).frames;
+		const intra = readIvf(clip.intra).frames;
+		expect(normal).toHaveLength(150);
+		expect(intra).toHaveLength(150);
+		expect(normal.filter(isVp8Keyframe)).toHaveLength(1);
+		expect(intra.every(isVp8Keyframe)).toBe(true);
+	});
+
+	it('H264 clip: access units split on delimiters, IDR only at the start of the normal encoding; FU-A keeps every byte', () => {
+		const clip = ensureClip({ ...small, codec: 'H264' });
+		const normal = readH264AccessUnits(clip.normal);
+		const intra = readH264AccessUnits(clip.intra);
+		expect(normal).toHaveLength(150);
+		expect(normal.filter(isIdr)).toHaveLength(1);
+		expect(intra.every(isIdr)).toBe(true);
+		const unit = intra[10]!;
+		const payloads = packetizeH264(unit, 500);
+		expect(payloads.every((p) => p.length <= 500)).toBe(true);
+		// Reassemble FU-A fragments and compare with the original NAL units.
+		const rebuilt: Buffer[] = [];
+		for (const p of payloads) {
+			if (nalType(p) !== 28) rebuilt.push(p);
+			else if (p[1]! & 0x80) rebuilt.push(Buffer.concat([Buffer.from([(p[0]! & 0xe0) | (p[1]! & 0x1f)]), p.subarray(2)]));
+			else rebuilt[rebuilt.length - 1] = Buffer.concat([rebuilt.at(-1)!, p.subarray(2)]);
+		}
+		expect(rebuilt).toEqual(unit);
+		expect(splitAnnexB(Buffer.from([0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2]))).toEqual([Buffer.from([0x67, 1]), Buffer.from([0x68, 2])]);
+	});
+
+	it('Opus clip: 20 ms packets, headers left out', () => {
+		const packets = readOggOpusPackets(ensureOpusClip(2));
+		expect(packets.length).toBeGreaterThanOrEqual(99);
+		expect(packets.length).toBeLessThanOrEqual(101);
+		expect(packets.some((p) => p.subarray(0, 4).toString() === 'Opus')).toBe(false);
+	});
+
+	it('seeded randomness repeats; percentiles; the proxy rewrites only the UDP candidate', () => {
+		const a = seededRandom(7);
+		const b = seededRandom(7);
+		expect([a(), a(), a()]).toEqual([b(), b(), b()]);
+		expect(percentiles([5, 1, 4, 2, 3])).toEqual({ p50: 3, p95: 5, samples: 5 });
+		const answer = 'm=video 40001 UDP/TLS/RTP/SAVPF 96\r\na=candidate:udp 1 udp 1076302079 127.0.0.1 40001 typ host\r\na=candidate:tcp 1 tcp 1076302079 127.0.0.1 40002 typ host tcptype passive\r\n';
+		expect(LossyProxy.targetOf(answer)).toEqual({ ip: '127.0.0.1', port: 40001 });
+		expect(LossyProxy.redirectAnswer(answer, 5555)).toBe('m=video 5555 UDP/TLS/RTP/SAVPF 96\r\na=candidate:udp 1 udp 1076302079 127.0.0.1 5555 typ host\r\n');
+	});
+});
+
+describe('synthetic broadcaster', () => {
+	const fixture = useRelayFixture();
+
+	it('publishes H264 and Opus over WebRTC and answers a keyframe request with a keyframe', async () => {
+		const relay = await fixture.relay();
+		const broadcast = await relay.createBroadcast({ id: 'synthetic', mode: 'baseline' });
+		const broadcaster = new SyntheticBroadcaster({ clip: ensureClip({ ...small, codec: 'H264' }), audio: ensureOpusClip(10), fps: small.fps });
+		try {
+			await broadcaster.connect(async (offer) => (await broadcast.publish(offer)).answer);
+			broadcaster.start();
+			const viewer = await fixture.viewer(broadcast, { codec: 'H264' });
+			await viewer.waitFor(() => viewer.keyframeTimes.length >= 1 && viewer.frames > 15 && viewer.audioPackets > 20, 15_000, 'H264 frames and Opus');
+			// The viewer's arrival made mediasoup ask the broadcaster for a keyframe, which it sent.
+			expect(broadcaster.keyframeRequests).toBeGreaterThanOrEqual(1);
+			expect(broadcaster.requestedKeyframesSent).toBeGreaterThanOrEqual(1);
+			const before = broadcaster.requestedKeyframesSent;
+			await viewer.sendPli();
+			await viewer.waitFor(() => broadcaster.requestedKeyframesSent > before, 5000, 'a keyframe for the PLI');
+			expect(broadcaster.steadyBitrate).toBeGreaterThan(100_000);
+		} finally {
+			await broadcaster.close();
+		}
+	});
+});
