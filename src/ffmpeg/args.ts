@@ -58,6 +58,9 @@ function sdpInputArgs(): string[] {
 		'-probesize', '500000',
 		'-fpsprobesize', '0',
 		'-reorder_queue_size', '64',
+		// A keyframe arrives as a burst of packets; while FFmpeg is busy encoding, a bigger socket
+		// buffer holds them instead of dropping them (the kernel caps it at net.core.rmem_max).
+		'-buffer_size', '4194304',
 		'-f', 'sdp',
 		'-i', 'pipe:0',
 	];
