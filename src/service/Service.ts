@@ -45,14 +45,14 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		done(null, body),
 	);
 
-	const registry = createMetrics(relay, sessions);
+	const metrics = createMetrics(relay, sessions);
 	const requests = new Counter({
 		name: 'broadcast_relay_http_requests_total',
 		help: 'HTTP requests by route, method and status',
 		labelNames: ['route', 'method', 'status'],
-		registers: [registry],
+		registers: [metrics.registry],
 	});
-	registerOperations(app, relay, registry, requests);
+	registerOperations(app, relay, metrics, requests);
 	registerSdpEndpoints(app, { relay, sessions, config });
 	registerApi(app, { relay, sessions, config });
 

@@ -3,11 +3,19 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Relay, RelayStats } from '../../Relay.js';
 import type { SessionRegistry } from '../sessions.js';
 
+export interface Metrics {
+	registry: Registry;
+	/** Takes the stats snapshot the gauges read; call before each scrape. */
+	refresh(): Promise<void>;
+}
+
 /**
- * Prometheus metrics. Everything is read from the relay's stats at scrape
- * time (one getStats() per scrape), so nothing has to be kept in step.
+ * Prometheus metrics. Everything is read from one relay stats snapshot taken
+ * at scrape time (refresh(), then registry.metrics()), so nothing has to be
+ * kept in step. prom-client runs collect() callbacks concurrently, so the
+ * snapshot cannot be taken inside one of them.
  */
-export function createMetrics(relay: Relay, sessions: SessionRegistry): Registry {
+export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics {
 	const registry = new Registry();
 	collectDefaultMetrics({ register: registry, prefix: 'broadcast_relay_process_' });
 	let current: RelayStats | undefined;
@@ -24,16 +32,7 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Registry
 			},
 		});
 
-	// The first metric collected refreshes the snapshot the others read.
-	new Gauge({
-		name: 'broadcast_relay_ready',
-		help: '1 when every worker is up, 0 while a dead worker is being replaced',
-		registers: [registry],
-		async collect() {
-			current = await relay.getStats();
-			this.set(current.ready ? 1 : 0);
-		},
-	});
+	gauge('broadcast_relay_ready', '1 when every worker is up, 0 while a dead worker is being replaced', [], (g, s) => g.set(s.ready ? 1 : 0));
 	gauge('broadcast_relay_broadcasts', 'Broadcasts, live or not', [], (g, s) => g.set(s.broadcasts.length));
 	gauge('broadcast_relay_viewers', 'Viewers per broadcast', ['broadcast'], (g, s) => {
 		for (const b of s.broadcasts) g.set({ broadcast: b.id }, b.viewers);
@@ -77,15 +76,23 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Registry
 			for (const kind of ['whip', 'whep', 'pipe'] as const) this.set({ kind }, sessions.count(kind));
 		},
 	});
-	return registry;
+	return {
+		registry,
+		async refresh() {
+			current = await relay.getStats();
+		},
+	};
 }
 
-export function registerOperations(app: FastifyInstance, relay: Relay, registry: Registry, requests: Counter): void {
+export function registerOperations(app: FastifyInstance, relay: Relay, metrics: Metrics, requests: Counter): void {
 	app.get('/healthz', async () => ({ status: 'ok' }));
 	app.get('/readyz', async (_request, reply) =>
 		relay.ready ? { status: 'ready' } : reply.code(503).header('retry-after', '1').send({ status: 'rebuilding workers' }),
 	);
-	app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+	app.get('/metrics', async (_request, reply) => {
+		await metrics.refresh();
+		return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+	});
 	app.addHook('onResponse', async (request, reply) => {
 		requests.inc({ route: request.routeOptions.url ?? 'unknown', method: request.method, status: String(reply.statusCode) });
 	});
