@@ -5,6 +5,9 @@
  */
 import type { VideoCodecName } from '../codecs.js';
 
+/** Where every socket of the re-encoder's FFmpeg binds, unless told otherwise: loopback, never 0.0.0.0. */
+export const FFMPEG_LOCAL_ADDRESS = '127.0.0.1';
+
 export interface RtpOutputTarget {
 	/** Where the mediasoup PlainTransport listens for RTP. */
 	host: string;
@@ -16,6 +19,8 @@ export interface RtpOutputTarget {
 	 */
 	localRtpPort: number;
 	localRtcpPort: number;
+	/** Address FFmpeg binds all its sockets to, input and output. Default FFMPEG_LOCAL_ADDRESS. */
+	localAddress?: string;
 	ssrc: number;
 	payloadType: number;
 	/** First RTP sequence number; a restarted FFmpeg continues where the last one stopped. */
@@ -38,8 +43,15 @@ export interface AudioEncoding {
 	bitrateKbps: number;
 }
 
-/** Common input side: an SDP on stdin describing RTP that mediasoup sends to FFmpeg. */
-function sdpInputArgs(): string[] {
+/**
+ * Common input side: an SDP on stdin describing RTP that mediasoup sends to FFmpeg.
+ * The SDP's connection address is the sender's (see ffmpegInputSdp and
+ * PortPool.acquireFeed): FFmpeg binds its RTP and RTCP sockets on `localAddress`
+ * and, with filter_src, connects them to the sender, so the kernel hands it no
+ * packet from anyone else. That matters beyond injected media: FFmpeg ends the
+ * input on one RTCP BYE from any source, whatever its SSRC.
+ */
+function sdpInputArgs(localAddress: string): string[] {
 	return [
 		'-hide_banner',
 		'-nostdin',
@@ -61,6 +73,11 @@ function sdpInputArgs(): string[] {
 		// A keyframe arrives as a burst of packets; while FFmpeg is busy encoding, a bigger socket
 		// buffer holds them instead of dropping them (the kernel caps it at net.core.rmem_max).
 		'-buffer_size', '4194304',
+		'-localaddr', localAddress,
+		'-sdp_flags', 'filter_src',
+		// No input for a while is "no input yet" (a broadcaster that paused, a feed being
+		// re-created), not the end of the stream: by default FFmpeg gives up after 10 s.
+		'-listen_timeout', '-1',
 		'-f', 'sdp',
 		'-i', 'pipe:0',
 	];
@@ -71,6 +88,7 @@ export function rtpOutputUrl(target: RtpOutputTarget): string {
 		rtcpport: String(target.rtcpPort),
 		localrtpport: String(target.localRtpPort),
 		localrtcpport: String(target.localRtcpPort),
+		localaddr: target.localAddress ?? FFMPEG_LOCAL_ADDRESS,
 		pkt_size: '1200',
 	});
 	return `rtp://${target.host}:${target.rtpPort}?${query.toString()}`;
@@ -127,13 +145,13 @@ export function videoEncoderArgs(video: VideoEncoding): string[] {
 
 /** FFmpeg reading one video RTP stream described by an SDP on stdin, re-encoding it to RTP. */
 export function videoReencoderArgs(video: VideoEncoding, output: RtpOutputTarget): string[] {
-	return [...sdpInputArgs(), '-map', '0:v:0', '-an', ...videoEncoderArgs(video), ...rtpOutputArgs(output)];
+	return [...sdpInputArgs(output.localAddress ?? FFMPEG_LOCAL_ADDRESS), '-map', '0:v:0', '-an', ...videoEncoderArgs(video), ...rtpOutputArgs(output)];
 }
 
 /** FFmpeg reading one Opus RTP stream described by an SDP on stdin, re-encoding it to Opus RTP. */
 export function audioReencoderArgs(audio: AudioEncoding, output: RtpOutputTarget): string[] {
 	return [
-		...sdpInputArgs(),
+		...sdpInputArgs(output.localAddress ?? FFMPEG_LOCAL_ADDRESS),
 		'-map', '0:a:0',
 		'-vn',
 		'-c:a', 'libopus',
@@ -158,6 +176,8 @@ export interface TestSourceOptions {
 
 function looseRtpUrl(target: TestSourceOptions['videoTarget']): string {
 	const query = new URLSearchParams({ rtcpport: String(target.rtcpPort), pkt_size: '1200' });
+	// Sending to loopback: bind loopback too, so the source's sockets are not open to the world.
+	if (target.host.startsWith('127.')) query.set('localaddr', FFMPEG_LOCAL_ADDRESS);
 	if (target.localRtpPort) query.set('localrtpport', String(target.localRtpPort));
 	if (target.localRtcpPort) query.set('localrtcpport', String(target.localRtcpPort));
 	return `rtp://${target.host}:${target.rtpPort}?${query.toString()}`;

@@ -5,7 +5,10 @@ import { InvalidRtpParametersError } from '../errors.js';
 
 /**
  * The SDP FFmpeg reads to receive one RTP stream from a mediasoup consumer:
- * FFmpeg listens on `rtpPort` and `rtpPort + 1` (RTCP), on `host`.
+ * FFmpeg listens on `rtpPort` and `rtpPort + 1` (RTCP). `host` is the
+ * connection address: FFmpeg's SDP demuxer sends its receiver reports there and,
+ * with `-sdp_flags filter_src`, connects its sockets to `host:rtpPort` and
+ * `host:rtpPort + 1`, accepting packets from there only (see PortPool.acquireFeed).
  */
 export function ffmpegInputSdp(rtpParameters: ms.RtpParameters, host: string, rtpPort: number): string {
 	const codec = rtpParameters.codecs.find((c) => !/\/rtx$/i.test(c.mimeType));

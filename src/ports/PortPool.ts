@@ -1,4 +1,4 @@
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { InvalidOptionError, PortRangeExhaustedError } from '../errors.js';
 
 export interface PortPoolOptions {
@@ -6,8 +6,13 @@ export interface PortPoolOptions {
 	min: number;
 	/** Last port of the range (inclusive). */
 	max: number;
-	/** Address the ports are checked on. */
+	/** Address the ports are checked on: where FFmpeg binds its sockets (loopback). */
 	host: string;
+	/**
+	 * A second loopback address for the mediasoup transport that feeds FFmpeg (see
+	 * acquireFeed). Default "127.0.0.2" (Linux routes all of 127.0.0.0/8 to loopback).
+	 */
+	feedHost?: string;
 }
 
 /** Two consecutive ports: even RTP, odd RTCP, the way FFmpeg's RTP protocol expects them. */
@@ -30,6 +35,41 @@ async function udpPortFree(host: string, port: number): Promise<boolean> {
 }
 
 /**
+ * A pair for FFmpeg's RTP input, with the same port numbers reserved on `feedHost`
+ * for its one legitimate sender. FFmpeg binds `host:rtp`/`host:rtcp` and connects
+ * them to `feedHost:rtp`/`feedHost:rtcp` (its SDP demuxer connects each socket to
+ * the SDP's address and its own port number), so the kernel drops every packet
+ * from anyone else. The mediasoup transport that feeds FFmpeg binds `feedHost:rtp`
+ * (rtcp-mux); the pool itself holds `feedHost:rtcp`, so nobody else can bind it
+ * and send from there, and FFmpeg's receiver reports land somewhere instead of
+ * bouncing back as ICMP errors on its connected RTCP socket.
+ */
+export interface FeedPorts extends PortPair {
+	/** Where FFmpeg binds. */
+	host: string;
+	/** Where the feeding mediasoup transport binds, on port `rtp`. */
+	feedHost: string;
+}
+
+/** Binds host:port for good (until closed), reading and dropping whatever arrives; undefined if the port is taken. */
+async function holdUdpPort(host: string, port: number): Promise<Socket | undefined> {
+	const socket = createSocket('udp4');
+	return new Promise((resolve) => {
+		socket.once('error', () => {
+			socket.close();
+			resolve(undefined);
+		});
+		socket.bind({ address: host, port, exclusive: true }, () => {
+			socket.removeAllListeners('error');
+			socket.unref();
+			socket.on('error', () => undefined);
+			socket.on('message', () => undefined);
+			resolve(socket);
+		});
+	});
+}
+
+/**
  * Hands out UDP port pairs for FFmpeg's sockets from a configured range. The
  * pool owns the range: a pair is lent to one re-encoder until it gives it back,
  * and a port some other program holds is skipped.
@@ -37,6 +77,8 @@ async function udpPortFree(host: string, port: number): Promise<boolean> {
 export class PortPool {
 	readonly #options: PortPoolOptions;
 	readonly #lent = new Set<number>();
+	/** The feedHost RTCP port each feed lease holds, by RTP port. */
+	readonly #guards = new Map<number, Socket>();
 	#cursor: number;
 
 	constructor(options: PortPoolOptions) {
@@ -61,6 +103,26 @@ export class PortPool {
 
 	/** Lends a free pair, or throws PortRangeExhaustedError. */
 	async acquire(): Promise<PortPair> {
+		return this.#acquire(async () => true);
+	}
+
+	/**
+	 * Lends a pair for FFmpeg's RTP input that only the feeding transport can send to
+	 * (see FeedPorts); release() it like any pair. Throws PortRangeExhaustedError.
+	 */
+	async acquireFeed(): Promise<FeedPorts> {
+		const host = this.#options.host;
+		const feedHost = this.#options.feedHost ?? '127.0.0.2';
+		const pair = await this.#acquire(async ({ rtp, rtcp }) => {
+			if (!(await udpPortFree(feedHost, rtp))) return false;
+			const guard = await holdUdpPort(feedHost, rtcp);
+			if (guard) this.#guards.set(rtp, guard);
+			return Boolean(guard);
+		});
+		return { ...pair, host, feedHost };
+	}
+
+	async #acquire(alsoFree: (pair: PortPair) => Promise<boolean>): Promise<PortPair> {
 		const { min, max, host } = this.#options;
 		const firstEven = min + (min % 2);
 		const pairs = Math.floor((max - firstEven + 1) / 2);
@@ -69,7 +131,8 @@ export class PortPool {
 			this.#cursor = rtp + 2 > max - 1 ? firstEven : rtp + 2;
 			if (this.#lent.has(rtp)) continue;
 			this.#lent.add(rtp);
-			if ((await udpPortFree(host, rtp)) && (await udpPortFree(host, rtp + 1))) return { rtp, rtcp: rtp + 1 };
+			const pair = { rtp, rtcp: rtp + 1 };
+			if ((await udpPortFree(host, rtp)) && (await udpPortFree(host, rtp + 1)) && (await alsoFree(pair))) return pair;
 			this.#lent.delete(rtp);
 		}
 		throw new PortRangeExhaustedError(
@@ -77,7 +140,10 @@ export class PortPool {
 		);
 	}
 
+	/** Takes a pair back (and lets go of a feed lease's RTCP guard). */
 	release(pair: PortPair): void {
+		this.#guards.get(pair.rtp)?.close();
+		this.#guards.delete(pair.rtp);
 		this.#lent.delete(pair.rtp);
 	}
 }

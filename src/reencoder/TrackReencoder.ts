@@ -7,7 +7,8 @@ import { audioReencoderArgs, videoReencoderArgs, type AudioEncoding, type VideoE
 import { FfmpegProcess, type FfmpegProgress } from '../ffmpeg/FfmpegProcess.js';
 import { ffmpegInputSdp } from '../ffmpeg/inputSdp.js';
 import type { Logger } from '../logger.js';
-import type { PortPair, PortPool } from '../ports/PortPool.js';
+import type { FeedPorts, PortPair, PortPool } from '../ports/PortPool.js';
+import { feedConnectParams, feedTransportOptions } from '../ffmpeg/inputFeed.js';
 import { waitForUdpBind } from '../ports/waitForUdpBind.js';
 
 const LOOPBACK = '127.0.0.1';
@@ -67,7 +68,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 	/** Sequence number of this re-encoder's first packet; later runs continue from it. */
 	readonly #firstSeq = randomInt(0, 65536);
 	#nextSeq = this.#firstSeq;
-	#inputPorts?: PortPair;
+	#inputPorts?: FeedPorts;
 	#outputPorts?: PortPair;
 	#consumerTransport?: ms.PlainTransport;
 	#consumer?: ms.Consumer;
@@ -142,10 +143,10 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		const { source, sourceRouter, encoderRouter, ports } = this.#options;
 		if (source.closed) throw new ProducerClosedError(`producer ${source.id} is closed; attach a live producer`);
 
-		this.#inputPorts = await ports.acquire();
+		this.#inputPorts = await ports.acquireFeed();
 		this.#outputPorts = await ports.acquire();
 
-		this.#consumerTransport = await sourceRouter.createPlainTransport({ listenIp: LOOPBACK, rtcpMux: false, comedia: false });
+		this.#consumerTransport = await sourceRouter.createPlainTransport(feedTransportOptions(this.#inputPorts));
 		try {
 			this.#consumer = await this.#consumerTransport.consume({
 				producerId: source.id,
@@ -161,7 +162,9 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			void this.close().then(() => this.emit('sourceclosed'));
 		});
 
-		this.#producerTransport = await encoderRouter.createPlainTransport({ listenIp: LOOPBACK, rtcpMux: false, comedia: true });
+		this.#producerTransport = await encoderRouter.createPlainTransport({ listenIp: LOOPBACK, rtcpMux: false, comedia: false });
+		// Only FFmpeg's pinned source ports may produce here (comedia would take whoever sends first).
+		await this.#producerTransport.connect({ ip: LOOPBACK, port: this.#outputPorts.rtp, rtcpPort: this.#outputPorts.rtcp });
 		const codec = routerCodec(this.#outputCodec());
 		const payloadType = source.kind === 'video' ? 96 : 111;
 		this.#producer = await this.#producerTransport.produce({
@@ -183,7 +186,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			appData: { reencoded: true },
 		});
 
-		await this.#consumerTransport.connect({ ip: LOOPBACK, port: this.#inputPorts.rtp, rtcpPort: this.#inputPorts.rtcp });
+		await this.#consumerTransport.connect(feedConnectParams(this.#inputPorts));
 		await this.#spawnFfmpeg();
 		await this.#consumer.resume();
 	}
@@ -206,7 +209,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 	}
 
 	async #spawnFfmpeg(): Promise<void> {
-		const sdp = ffmpegInputSdp(this.#consumer!.rtpParameters, LOOPBACK, this.#inputPorts!.rtp);
+		const sdp = ffmpegInputSdp(this.#consumer!.rtpParameters, this.#inputPorts!.feedHost, this.#inputPorts!.rtp);
 		const ffmpeg = new FfmpegProcess({
 			binary: this.#options.ffmpegPath,
 			args: this.#ffmpegArgs(),

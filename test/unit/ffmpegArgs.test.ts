@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rtpOutputUrl, videoEncoderArgs, videoReencoderArgs } from '../../src/ffmpeg/args.js';
+import { audioReencoderArgs, rtpOutputUrl, videoEncoderArgs, videoReencoderArgs } from '../../src/ffmpeg/args.js';
 import { ffmpegInputSdp } from '../../src/ffmpeg/inputSdp.js';
 
 const video = { codec: 'VP8', width: 1280, height: 720, fps: 30, bitrateKbps: 1500, keyframeIntervalSeconds: 2, threads: 2 } as const;
@@ -38,9 +38,23 @@ describe('FFmpeg argument builder', () => {
 		expect(valueOf(args, '-seq')).toBeUndefined();
 		expect(valueOf(videoReencoderArgs(video, { ...target, seq: 70000 }), '-seq')).toBe(String(70000 & 0xffff));
 		expect(args.at(-1)).toBe(rtpOutputUrl(target));
-		expect(rtpOutputUrl(target)).toBe('rtp://127.0.0.1:40000?rtcpport=40001&localrtpport=50000&localrtcpport=50001&pkt_size=1200');
+		expect(rtpOutputUrl(target)).toBe(
+			'rtp://127.0.0.1:40000?rtcpport=40001&localrtpport=50000&localrtcpport=50001&localaddr=127.0.0.1&pkt_size=1200',
+		);
 		expect(valueOf(args, '-i')).toBe('pipe:0');
 		expect(valueOf(args, '-progress')).toBe('pipe:3');
+	});
+
+	it('binds input and output sockets to loopback and hears only the SDP\'s sender (issue 9: a stranger\'s BYE ended FFmpeg)', () => {
+		for (const args of [videoReencoderArgs(video, target), audioReencoderArgs({ bitrateKbps: 64 }, target)]) {
+			const input = args.slice(0, args.indexOf('-i'));
+			expect(valueOf(input, '-localaddr')).toBe('127.0.0.1');
+			expect(valueOf(input, '-sdp_flags')).toBe('filter_src');
+			// No input for a while is "no input yet", never the end of the stream.
+			expect(valueOf(input, '-listen_timeout')).toBe('-1');
+			expect(new URL(args.at(-1)!).searchParams.get('localaddr')).toBe('127.0.0.1');
+		}
+		expect(new URL(rtpOutputUrl({ ...target, localAddress: '127.0.0.9' })).searchParams.get('localaddr')).toBe('127.0.0.9');
 	});
 
 	it('describes the consumer to FFmpeg in an SDP, with fmtp', () => {
