@@ -1,6 +1,7 @@
 # Production image, built the same way as scripts/setup.sh builds a machine:
 # Debian 12 packages, Node 24, npm dependencies, mediasoup's worker compiled
-# against Debian's libraries (no download), the TypeScript build.
+# against Debian's libraries (no download); then the package is packed and
+# installed without dev dependencies, as test/packedInstall.test.ts does.
 # Keep this file in step with scripts/setup.sh (this project's CI has no Docker
 # engine, so the image is not built there).
 FROM debian:12-slim AS build
@@ -20,24 +21,33 @@ RUN npm install --prefix .tools --no-save node@24 \
     && PATH=/app/.tools/node_modules/.bin:$PATH bash scripts/build-mediasoup-worker.sh
 COPY src ./src
 COPY public ./public
-RUN PATH=/app/.tools/node_modules/.bin:$PATH npm run build \
-    && PATH=/app/.tools/node_modules/.bin:$PATH npm prune --omit=dev
+COPY fixtures/README.md ./fixtures/README.md
+# The image holds the package as a user installs it, with the steps of test/packedInstall.test.ts (keep the two in step):
+# `npm pack` (its prepack builds), then the tarball installed without dev dependencies into an empty project, mediasoup's
+# postinstall told to skip its download (MEDIASOUP_WORKER_BIN), and the worker built above copied to where mediasoup
+# looks for it. The smoke check at the end is the test's first one.
+RUN export PATH=/app/.tools/node_modules/.bin:$PATH \
+    && npm pack --pack-destination /tmp \
+    && mkdir /srv/relay && cd /srv/relay \
+    && echo '{"name":"relay-app","private":true,"type":"module"}' > package.json \
+    && MEDIASOUP_WORKER_BIN=/app/node_modules/mediasoup/worker/out/Release/mediasoup-worker \
+       npm install --omit=dev --no-package-lock /tmp/broadcast-relay-*.tgz \
+    && mkdir -p node_modules/mediasoup/worker/out/Release \
+    && cp /app/node_modules/mediasoup/worker/out/Release/mediasoup-worker node_modules/mediasoup/worker/out/Release/ \
+    && node node_modules/broadcast-relay/dist/cli/main.js --help > /dev/null
 
 FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       ca-certificates ffmpeg util-linux libssl3 libuv1 libsrtp2-1 libabsl20220623 libusrsctp2 \
     && rm -rf /var/lib/apt/lists/*
-WORKDIR /app
+WORKDIR /srv/relay
 COPY --from=build /app/.tools/node_modules/node/bin/node /usr/local/bin/node
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
-COPY --from=build /app/public ./public
-COPY package.json ./
+COPY --from=build /srv/relay ./
 ENV NODE_ENV=production \
     BROADCAST_RELAY_HOST=0.0.0.0 \
     BROADCAST_RELAY_LISTEN_IP=0.0.0.0
 EXPOSE 8080 40000-49999/udp 40000-49999/tcp
 USER nobody
-ENTRYPOINT ["node", "dist/cli/main.js"]
+ENTRYPOINT ["node", "node_modules/broadcast-relay/dist/cli/main.js"]
 CMD ["serve"]

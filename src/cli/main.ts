@@ -2,12 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
+import type { BroadcastStats, RtpIngestEndpoint } from '../Broadcast.js';
 import { RelayError } from '../errors.js';
 import { testSourceArgs } from '../ffmpeg/args.js';
 import { resolveFfmpeg } from '../ffmpeg/binary.js';
 import { FfmpegProcess } from '../ffmpeg/FfmpegProcess.js';
-import { defaultBenchOptions, runBench, SCENARIOS } from '../harness/bench.js';
-import { markdownReport, progressBar, writeReport } from '../harness/report.js';
+import { SCENARIOS } from '../harness/scenarios.js';
+import type { RelayStats } from '../Relay.js';
+import { relayRequest, RelayRefusedError, RelayUnreachableError, type RelayRequest } from '../service/client.js';
 import { loadServiceConfig } from '../service/config.js';
 import { startService } from '../service/Service.js';
 
@@ -33,42 +35,31 @@ function collect(value: string, previous: string[] = []): string[] {
 	return [...previous, value];
 }
 
-async function api<T>(relay: string, path: string, init: RequestInit & { token?: string } = {}): Promise<T> {
-	const url = `${relay.replace(/\/+$/, '')}${path}`;
-	let response: Response;
+/** The relay's JSON API, with its failures turned into the CLI's exit codes. */
+async function api<T>(relay: string, path: string, request: RelayRequest = {}): Promise<T> {
 	try {
-		response = await fetch(url, {
-			...init,
-			headers: {
-				...(init.body ? { 'content-type': 'application/json' } : {}),
-				...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
-			},
-		});
+		return await relayRequest<T>(relay, path, request);
 	} catch (error) {
-		throw new CliError(`cannot reach the relay at ${relay} (${(error as Error).cause ?? (error as Error).message}); is "broadcast-relay serve" running?`, EXIT.unreachable);
+		if (error instanceof RelayUnreachableError) throw new CliError(`${error.message}; is "broadcast-relay serve" running?`, EXIT.unreachable);
+		if (error instanceof RelayRefusedError) throw new CliError(`${error.message}${error.status === 401 ? ' (pass --token)' : ''}`, EXIT.refused);
+		throw error;
 	}
-	const text = await response.text();
-	if (!response.ok) {
-		let message = text;
-		try {
-			message = (JSON.parse(text) as { message?: string }).message ?? text;
-		} catch {
-			/* plain text */
-		}
-		const hint = response.status === 401 ? ' (pass --token)' : '';
-		throw new CliError(`relay refused ${init.method ?? 'GET'} ${path}: ${response.status} ${message}${hint}`, EXIT.refused);
-	}
-	return (text ? JSON.parse(text) : undefined) as T;
 }
 
-interface BroadcastStats {
-	id: string;
-	mode: string;
-	live: boolean;
-	viewers: number;
-	keyframeRequests: { fromViewers: number; absorbed: number; forwardedUpstream: number };
-	reencoders: Array<{ kind: string; fps: number; bitrateKbps: number; restarts: number; running: boolean }>;
-	workersInUse: number[];
+/**
+ * The benchmark, loaded only when asked for: the harness runs werift peers,
+ * and werift is a dev dependency that a production install does not have.
+ */
+async function loadBench() {
+	try {
+		const [bench, report] = await Promise.all([import('../harness/bench.js'), import('../harness/report.js')]);
+		return { ...bench, ...report };
+	} catch (error) {
+		if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /werift/.test((error as Error).message)) {
+			throw new CliError('bench needs werift, which production installs leave out: run it from a clone (npm ci) or npm install werift@0.25.2 beside broadcast-relay', EXIT.usage);
+		}
+		throw error;
+	}
 }
 
 function statsLine(b: BroadcastStats): string {
@@ -167,15 +158,15 @@ program
 		const id = encodeURIComponent(flags.broadcast);
 		const existing = await api<BroadcastStats[]>(relay, '/api/broadcasts', { token });
 		if (!existing.some((b) => b.id === flags.broadcast)) {
-			await api(relay, '/api/broadcasts', { method: 'POST', body: JSON.stringify({ id: flags.broadcast, mode: flags.mode }), token });
+			await api(relay, '/api/broadcasts', { method: 'POST', body: { id: flags.broadcast, mode: flags.mode }, token });
 		}
 		const streams = [{ codec: flags.codec, payloadType: flags.payloadType, ssrc: flags.ssrc }];
 		if (flags.audioSsrc !== undefined) streams.push({ codec: 'opus', payloadType: 111, ssrc: flags.audioSsrc });
 		const body = flags.sdp ? { sdp: readFileSync(flags.sdp, 'utf8') } : { streams };
-		const { endpoints } = await api<{ endpoints: Array<{ kind: string; ip: string; port: number; rtcpPort: number; rtpParameters: unknown }> }>(
+		const { endpoints } = await api<{ endpoints: RtpIngestEndpoint[] }>(
 			relay,
 			`/api/broadcasts/${id}/rtp-ingest`,
-			{ method: 'POST', body: JSON.stringify(body), token },
+			{ method: 'POST', body, token },
 		);
 		for (const e of endpoints) process.stdout.write(`send ${e.kind} RTP to ${e.ip}:${e.port} (RTCP ${e.rtcpPort})\n`);
 		process.stdout.write(`watch: ${relay.replace(/\/+$/, '')}/watch/${id}\nWHEP:  ${relay.replace(/\/+$/, '')}/whep/${id}\n`);
@@ -219,7 +210,7 @@ program
 	.option('-t, --token <token>', 'admin bearer token')
 	.option('--json', 'print the raw JSON')
 	.action(async (flags) => {
-		const status = await api<{ ready: boolean; workers: Array<{ index: number; pid: number; alive: boolean; consumers: number; budget: number }>; broadcasts: BroadcastStats[] }>(
+		const status = await api<RelayStats>(
 			flags.relay,
 			'/api/status',
 			{ token: flags.token },
@@ -256,6 +247,7 @@ program
 	.option('--no-saturation', 'skip the saturation ramp')
 	.option('--seed <n>', 'seed of the lossy links', integer)
 	.action(async (flags) => {
+		const { defaultBenchOptions, runBench, progressBar, writeReport, markdownReport } = await loadBench();
 		const options = defaultBenchOptions(Boolean(flags.smoke));
 		if (flags.scenarios) {
 			const wanted = String(flags.scenarios).split(',').map((s) => s.trim());
@@ -294,7 +286,8 @@ program.parseAsync(process.argv).catch((error: unknown) => {
 	}
 	if (error instanceof RelayError) {
 		process.stderr.write(`broadcast-relay: ${error.message}\n`);
-		process.exit(error.code === 'ERR_INVALID_OPTION' ? EXIT.usage : EXIT.failure);
+		// Configuration and environment errors (bad option, no usable FFmpeg, a port in use) are exit 2, as documented.
+		process.exit(error.code === 'ERR_INVALID_OPTION' || error.code === 'ERR_FFMPEG_NOT_FOUND' ? EXIT.usage : EXIT.failure);
 	}
 	process.stderr.write(`broadcast-relay: ${(error as Error).stack ?? String(error)}\n`);
 	process.exit(EXIT.failure);

@@ -4,17 +4,17 @@ import type { Logger } from '../logger.js';
 import { createRelay, type Relay } from '../Relay.js';
 import type { Viewer } from '../viewers/Viewer.js';
 import { ensureClip, ensureOpusClip } from './fixtures.js';
-
-type Clip = { video: ReturnType<typeof ensureClip>; audio: string | undefined };
 import { LatencyProbe } from './LatencyProbe.js';
 import { LossyProxy, seededRandom } from './LossyProxy.js';
 import { CpuMeter, rssBytes } from './procStats.js';
 import { RtpSink } from './RtpSink.js';
+import { SCENARIOS, type ScenarioName } from './scenarios.js';
 import { SyntheticBroadcaster } from './SyntheticBroadcaster.js';
 import { WeriftViewer } from './WeriftViewer.js';
 
-export const SCENARIOS = ['steady', 'churn', 'pli-storm', 'lossy', 'ffmpeg-kill', 'worker-kill'] as const;
-export type ScenarioName = (typeof SCENARIOS)[number];
+export { SCENARIOS, type ScenarioName };
+
+type Clip = { video: ReturnType<typeof ensureClip>; audio: string | undefined };
 export type Mode = 'relay' | 'baseline';
 
 export interface BenchOptions {

@@ -1,5 +1,5 @@
 import type { types as ms } from 'mediasoup';
-import { RelayError } from '../errors.js';
+import { relayRequest } from '../service/client.js';
 
 export interface PipeToRelayOptions {
 	/** The upstream app's router holding the producer. */
@@ -22,16 +22,6 @@ export interface RelayPipe {
 	close(): Promise<void>;
 }
 
-async function call<T>(url: string, init: RequestInit & { token?: string }): Promise<T> {
-	const response = await fetch(url, {
-		...init,
-		headers: { 'content-type': 'application/json', ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) },
-	});
-	const text = await response.text();
-	if (!response.ok) throw new RelayError('ERR_RELAY_REFUSED', `relay answered ${response.status} to ${init.method} ${url}: ${text}`);
-	return (text ? JSON.parse(text) : {}) as T;
-}
-
 /**
  * The upstream half of piping a producer into a relay on another host: the
  * cross-host form of router.pipeToRouter(). Creates a PipeTransport on the
@@ -46,17 +36,17 @@ export async function pipeToRelay(options: PipeToRelayOptions): Promise<RelayPip
 	let sessionUrl: string | undefined;
 	try {
 		const local = { ip: typeof listenIp === 'string' ? listenIp : (listenIp.announcedIp ?? transport.tuple.localIp), port: transport.tuple.localPort };
-		const opened = await call<{ sessionUrl: string; ip: string; port: number }>(`${base}/api/broadcasts/${encodeURIComponent(broadcastId)}/pipe-ingest`, {
+		const opened = await relayRequest<{ sessionUrl: string; ip: string; port: number }>(base, `/api/broadcasts/${encodeURIComponent(broadcastId)}/pipe-ingest`, {
 			method: 'POST',
-			body: JSON.stringify(local),
+			body: local,
 			token,
 		});
 		sessionUrl = new URL(opened.sessionUrl, `${base}/`).toString();
 		await transport.connect({ ip: opened.ip, port: opened.port });
 		const consumer = await transport.consume({ producerId: producer.id });
-		await call(`${sessionUrl}/producers`, {
+		await relayRequest(base, `${sessionUrl}/producers`, {
 			method: 'POST',
-			body: JSON.stringify({ kind: consumer.kind, rtpParameters: consumer.rtpParameters, paused: consumer.producerPaused }),
+			body: { kind: consumer.kind, rtpParameters: consumer.rtpParameters, paused: consumer.producerPaused },
 			token,
 		});
 		const url = sessionUrl;
@@ -66,12 +56,12 @@ export async function pipeToRelay(options: PipeToRelayOptions): Promise<RelayPip
 			sessionUrl: url,
 			close: async () => {
 				transport.close();
-				await fetch(url, { method: 'DELETE', headers: token ? { authorization: `Bearer ${token}` } : {} }).catch(() => undefined);
+				await relayRequest(base, url, { method: 'DELETE', token }).catch(() => undefined);
 			},
 		};
 	} catch (error) {
 		transport.close();
-		if (sessionUrl) await fetch(sessionUrl, { method: 'DELETE', headers: token ? { authorization: `Bearer ${token}` } : {} }).catch(() => undefined);
+		if (sessionUrl) await relayRequest(base, sessionUrl, { method: 'DELETE', token }).catch(() => undefined);
 		throw error;
 	}
 }
