@@ -5,7 +5,6 @@ import { resolveFfmpeg, type ResolvedFfmpeg } from './ffmpeg/binary.js';
 import { createDefaultLogger, type Logger } from './logger.js';
 import { resolveBroadcastOptions, resolveRelayOptions, type BroadcastOptionsInput, type RelayOptions, type RelayOptionsInput } from './options.js';
 import { PortPool } from './ports/PortPool.js';
-import { WorkerLoad } from './workers/WorkerLoad.js';
 import { WorkerPool } from './workers/WorkerPool.js';
 
 export interface WorkerLoadInfo {
@@ -41,11 +40,10 @@ export class Relay extends EventEmitter<RelayEvents> {
 	readonly ffmpeg: ResolvedFfmpeg;
 	readonly logger: Logger;
 	readonly #pool: WorkerPool;
-	readonly #load: WorkerLoad;
 	readonly #ports: PortPool;
 	readonly #broadcasts = new Map<string, Broadcast>();
 	readonly #pending = new Set<string>();
-	#nextSlot = 0;
+	#nextWorker = 0;
 	#closed = false;
 
 	private constructor(options: RelayOptions, ffmpeg: ResolvedFfmpeg, pool: WorkerPool, logger: Logger) {
@@ -54,12 +52,9 @@ export class Relay extends EventEmitter<RelayEvents> {
 		this.ffmpeg = ffmpeg;
 		this.logger = logger;
 		this.#pool = pool;
-		this.#load = new WorkerLoad(options.workers);
 		this.#ports = new PortPool({ min: options.ffmpegMinPort, max: options.ffmpegMaxPort, host: '127.0.0.1' });
-		pool.on('workerdied', ({ index, pid }) => {
-			this.#load.reset(index);
-			this.emit('workerdied', { index, pid });
-		});
+		// Broadcasts handle a dead worker themselves (each is the one listener for what it owns); this only reports it.
+		pool.on('workerdied', ({ index, pid }) => this.emit('workerdied', { index, pid }));
 		pool.on('workerreplaced', (slot) => this.emit('workerreplaced', { index: slot.index, pid: slot.worker.pid }));
 	}
 
@@ -121,7 +116,6 @@ export class Relay extends EventEmitter<RelayEvents> {
 		try {
 			const broadcast = await Broadcast.create(options, {
 				pool: this.#pool,
-				load: this.#load,
 				ports: this.#ports,
 				ffmpegPath: this.ffmpeg.path,
 				budget: { consumersPerWorker: this.options.consumersPerWorker, consumersPerRouter: this.options.consumersPerRouter },
@@ -131,7 +125,8 @@ export class Relay extends EventEmitter<RelayEvents> {
 					peerTimeoutMs: this.options.peerTimeoutMs,
 				},
 				restartBackoff: { initialMs: this.options.restartInitialMs, maxMs: this.options.restartMaxMs },
-				pickSlots: () => this.#pickSlots(),
+				workerConsumers: (workerIndex) => this.#workerConsumers(workerIndex),
+				pickWorkers: () => this.#pickWorkers(),
 				logger: this.logger,
 			});
 			if (this.#closed) {
@@ -152,11 +147,18 @@ export class Relay extends EventEmitter<RelayEvents> {
 	}
 
 	/** Ingest and encoder routers go on consecutive live workers, rotating per broadcast. */
-	#pickSlots(): { ingest: number; encoder: number } {
+	#pickWorkers(): { ingest: number; encoder: number } {
 		const live = this.#pool.liveSlots.map((s) => s.index);
 		if (live.length === 0) throw new ClosedError('every mediasoup worker');
-		const at = this.#nextSlot++ % live.length;
+		const at = this.#nextWorker++ % live.length;
 		return { ingest: live[at]!, encoder: live[(at + 1) % live.length]! };
+	}
+
+	/** Consumers on a worker, summed over the broadcasts' fan-outs: the routers' tallies are the only count. */
+	#workerConsumers(workerIndex: number): number {
+		let sum = 0;
+		for (const broadcast of this.#broadcasts.values()) sum += broadcast.fanOut.consumersOn(workerIndex);
+		return sum;
 	}
 
 	async deleteBroadcast(id: string): Promise<void> {
@@ -168,7 +170,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 			index: slot.index,
 			pid: slot.worker.pid,
 			alive: !slot.worker.died && !slot.worker.closed,
-			consumers: this.#load.consumers(slot.index),
+			consumers: this.#workerConsumers(slot.index),
 			budget: this.options.consumersPerWorker,
 		}));
 	}

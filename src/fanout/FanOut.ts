@@ -1,12 +1,10 @@
-import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
 import { routerCodec, type CodecName } from '../codecs.js';
 import { CapacityExceededError, ClosedError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { WorkerLoad } from '../workers/WorkerLoad.js';
 import type { WorkerPool } from '../workers/WorkerPool.js';
-import { pipeProducer } from './pipe.js';
+import { RouterPipes } from './pipe.js';
 import { payloadProfileKey, placeViewer, type PlacementBudget } from './placement.js';
 
 /** A producer viewers consume: the re-encoded one (relay mode) or the broadcaster's (baseline mode). */
@@ -16,23 +14,28 @@ export interface PublishedTrack {
 	producer: ms.Producer;
 	/** The router the producer lives on; pipes start there. */
 	router: ms.Router;
+	/** True when the producer is a re-encoder's: keyframe requests end there. */
+	reencoded?: boolean;
 }
 
 export interface FanOutOptions {
 	broadcastId: string;
 	pool: WorkerPool;
-	load: WorkerLoad;
 	budget: PlacementBudget;
+	/** Consumers placed on a worker by every broadcast of the relay, so the per-worker budget holds across them. */
+	workerConsumers(workerIndex: number): number;
+	/** Called with each pipe consumer made for a published track (the keyframe counter watches them). */
+	onPipe?(consumer: ms.Consumer, track: PublishedTrack): void;
 	logger: Logger;
 }
 
 /** A viewer-facing router: lives on one worker, made with one viewer payload-type profile. */
 export interface ViewerRouter {
 	readonly id: string;
-	readonly slot: number;
+	readonly workerIndex: number;
 	readonly profile: string;
 	readonly payloadTypes: Readonly<Partial<Record<CodecName, number>>>;
-	/** Consumers placed on it (reserved before they exist, so concurrent joins never overfill). */
+	/** Consumers placed on it (reserved before they exist, so concurrent joins never overfill). The one consumer tally. */
 	consumers: number;
 	/** Times a producer was piped into this router; one per published track. */
 	pipesCreated: number;
@@ -44,6 +47,7 @@ export interface ViewerPlacement {
 	routerId: string;
 	workerIndex: number;
 	workerPid: number;
+	/** Consumers reserved for the viewer on its router; release() gives them back. */
 	consumers: number;
 }
 
@@ -55,35 +59,27 @@ export interface RouterInfo {
 	profile: string;
 }
 
-export interface FanOutEvents {
-	/** Viewer routers that were on a worker that died. */
-	routerslost: [{ workerIndex: number; routerIds: string[] }];
-}
-
 interface RouterEntry extends ViewerRouter {
 	pipes: Map<string, Promise<ms.Producer>>;
-	generation: number;
 }
 
 /**
  * Spreads viewers over viewer-facing routers on every worker and pipes the
- * published tracks into each router the first time a viewer there needs them
- * (router.pipeToRouter), exactly once per router and track.
+ * published tracks into each router the first time a viewer there needs them,
+ * exactly once per router and track. The pipe transports are its own
+ * (RouterPipes), and close with it.
  */
-export class FanOut extends EventEmitter<FanOutEvents> {
+export class FanOut {
 	readonly #options: FanOutOptions;
 	readonly #logger: Logger;
 	readonly #routers = new Map<string, RouterEntry>();
+	readonly #pipes = new RouterPipes();
 	#tracks: PublishedTrack[] = [];
 	#closed = false;
-	readonly #onWorkerDied: (event: { index: number }) => void;
 
 	constructor(options: FanOutOptions) {
-		super();
 		this.#options = options;
 		this.#logger = options.logger.child({ module: 'FanOut', broadcastId: options.broadcastId });
-		this.#onWorkerDied = ({ index }) => this.#dropSlot(index);
-		options.pool.on('workerdied', this.#onWorkerDied);
 	}
 
 	get closed(): boolean {
@@ -94,7 +90,7 @@ export class FanOut extends EventEmitter<FanOutEvents> {
 		return this.#tracks;
 	}
 
-	/** Sets what viewers consume. Routers already holding pipes of other producers are closed. */
+	/** Sets what viewers consume. Pipes of producers no longer published are forgotten. */
 	setTracks(tracks: PublishedTrack[]): void {
 		this.#tracks = tracks;
 		for (const entry of this.#routers.values()) {
@@ -108,19 +104,24 @@ export class FanOut extends EventEmitter<FanOutEvents> {
 		return this.#tracks.find((t) => t.kind === kind);
 	}
 
+	/** Consumers placed on viewer routers of this fan-out on one worker. */
+	consumersOn(workerIndex: number): number {
+		let sum = 0;
+		for (const entry of this.#routers.values()) if (entry.workerIndex === workerIndex) sum += entry.consumers;
+		return sum;
+	}
+
 	/**
 	 * Places a viewer that needs `consumers` consumers and receives with the given
 	 * payload types per codec. Throws CapacityExceededError when every worker is full.
 	 */
 	assign(payloadTypes: Partial<Record<CodecName, number>>, consumers: number): ViewerPlacement & { entry: ViewerRouter; worker: ms.Worker } {
 		if (this.#closed) throw new ClosedError('fan-out');
-		const { pool, load, budget } = this.#options;
-		const profile = payloadProfileKey(
-			Object.fromEntries(this.#tracks.map((t) => [t.codec, payloadTypes[t.codec] ?? 'any'])),
-		);
+		const { pool, budget, workerConsumers } = this.#options;
+		const profile = payloadProfileKey(Object.fromEntries(this.#tracks.map((t) => [t.codec, payloadTypes[t.codec] ?? 'any'])));
 		const decision = placeViewer(
-			pool.slots.map((s) => ({ slot: s.index, alive: !s.worker.died && !s.worker.closed, consumers: load.consumers(s.index) })),
-			[...this.#routers.values()].map((r) => ({ id: r.id, slot: r.slot, consumers: r.consumers, profile: r.profile })),
+			pool.slots.map((s) => ({ slot: s.index, alive: !s.worker.died && !s.worker.closed, consumers: workerConsumers(s.index) })),
+			[...this.#routers.values()].map((r) => ({ id: r.id, slot: r.workerIndex, consumers: r.consumers, profile: r.profile })),
 			budget,
 			{ consumers, profile },
 		);
@@ -131,37 +132,23 @@ export class FanOut extends EventEmitter<FanOutEvents> {
 		}
 		const entry = decision.kind === 'existing' ? this.#routers.get(decision.routerId)! : this.#openRouter(decision.slot, profile, payloadTypes);
 		entry.consumers += consumers;
-		load.add(entry.slot, consumers);
-		const worker = pool.slot(entry.slot).worker;
-		return { routerId: entry.id, workerIndex: entry.slot, workerPid: worker.pid, consumers, entry, worker };
+		const worker = pool.slot(entry.workerIndex).worker;
+		return { routerId: entry.id, workerIndex: entry.workerIndex, workerPid: worker.pid, consumers, entry, worker };
 	}
 
 	/** Gives back a placement's capacity. Safe after the router is gone. */
 	release(placement: ViewerPlacement): void {
 		const entry = this.#routers.get(placement.routerId);
-		if (!entry) return;
-		entry.consumers = Math.max(0, entry.consumers - placement.consumers);
-		this.#options.load.add(entry.slot, -placement.consumers);
+		if (entry) entry.consumers = Math.max(0, entry.consumers - placement.consumers);
 	}
 
-	#openRouter(slot: number, profile: string, payloadTypes: Partial<Record<CodecName, number>>): RouterEntry {
-		const { pool } = this.#options;
-		const { worker, generation } = pool.slot(slot);
+	#openRouter(workerIndex: number, profile: string, payloadTypes: Partial<Record<CodecName, number>>): RouterEntry {
+		const { worker } = this.#options.pool.slot(workerIndex);
 		// Codecs pinned to the viewer's payload types; a track without one takes the router's default.
 		const mediaCodecs = this.#tracks.map((t) => routerCodec(t.codec, payloadTypes[t.codec]));
 		const id = randomUUID();
 		const router = worker.createRouter({ mediaCodecs, appData: { broadcastId: this.#options.broadcastId, viewerRouter: id } });
-		const entry: RouterEntry = {
-			id,
-			slot,
-			generation,
-			profile,
-			payloadTypes,
-			consumers: 0,
-			pipesCreated: 0,
-			router,
-			pipes: new Map(),
-		};
+		const entry: RouterEntry = { id, workerIndex, profile, payloadTypes, consumers: 0, pipesCreated: 0, router, pipes: new Map() };
 		this.#routers.set(id, entry);
 		router.then(
 			(r) => {
@@ -171,11 +158,11 @@ export class FanOut extends EventEmitter<FanOutEvents> {
 				if (this.#closed) r.close();
 			},
 			(error: unknown) => {
-				this.#logger.error({ err: error, slot }, 'could not create viewer router');
+				this.#logger.error({ err: error, workerIndex }, 'could not create viewer router');
 				this.#routers.delete(id);
 			},
 		);
-		this.#logger.debug({ routerId: id, slot, profile }, 'viewer router opened');
+		this.#logger.debug({ routerId: id, workerIndex, profile }, 'viewer router opened');
 		return entry;
 	}
 
@@ -186,9 +173,12 @@ export class FanOut extends EventEmitter<FanOutEvents> {
 		let piped = own.pipes.get(track.producer.id);
 		if (!piped) {
 			own.pipesCreated += 1;
-			piped = own.router.then((router) =>
-				pipeProducer({ producerId: track.producer.id, source: track.router, target: router }),
-			);
+			piped = own.router
+				.then((router) => this.#pipes.pipe({ producerId: track.producer.id, source: track.router, target: router }))
+				.then((pipe) => {
+					this.#options.onPipe?.(pipe.consumer, track);
+					return pipe.producer;
+				});
 			own.pipes.set(track.producer.id, piped);
 			piped.catch(() => own.pipes.delete(track.producer.id));
 		}
@@ -198,32 +188,26 @@ export class FanOut extends EventEmitter<FanOutEvents> {
 	routers(): RouterInfo[] {
 		return [...this.#routers.values()].map((r) => ({
 			id: r.id,
-			workerIndex: r.slot,
+			workerIndex: r.workerIndex,
 			consumers: r.consumers,
 			pipes: r.pipesCreated,
 			profile: r.profile,
 		}));
 	}
 
-	#dropSlot(slot: number): void {
-		const lost = [...this.#routers.values()].filter((r) => r.slot === slot);
+	/** Forgets the routers of a dead worker (mediasoup closed them with it), and so their consumer tally. */
+	dropWorker(workerIndex: number): void {
+		const lost = [...this.#routers.values()].filter((r) => r.workerIndex === workerIndex);
 		for (const entry of lost) this.#routers.delete(entry.id);
-		if (lost.length > 0) {
-			this.#logger.warn({ workerIndex: slot, routers: lost.length }, 'viewer routers lost with their worker');
-			this.emit('routerslost', { workerIndex: slot, routerIds: lost.map((r) => r.id) });
-		}
+		if (lost.length > 0) this.#logger.warn({ workerIndex, routers: lost.length }, 'viewer routers lost with their worker');
 	}
 
 	/** Closes every viewer router (and so their pipes, transports and consumers). Idempotent. */
 	close(): void {
 		if (this.#closed) return;
 		this.#closed = true;
-		this.#options.pool.off('workerdied', this.#onWorkerDied);
-		for (const entry of this.#routers.values()) {
-			this.#options.load.add(entry.slot, -entry.consumers);
-			void entry.router.then((r) => r.close(), () => undefined);
-		}
+		for (const entry of this.#routers.values()) void entry.router.then((r) => r.close(), () => undefined);
 		this.#routers.clear();
-		this.removeAllListeners();
+		this.#pipes.close();
 	}
 }

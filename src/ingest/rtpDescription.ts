@@ -1,7 +1,8 @@
 import sdpTransform from 'sdp-transform';
 import type { types as ms } from 'mediasoup';
-import { codecFromMimeType, H264_PARAMETERS, kindOf, mimeTypeOf, type CodecName } from '../codecs.js';
+import { codecFromMimeType, kindOf, type CodecName } from '../codecs.js';
 import { InvalidRtpParametersError, InvalidSdpError } from '../errors.js';
+import { plainProducerParameters } from '../producerParameters.js';
 
 /** What an external encoder sends over plain RTP, one stream. */
 export interface RtpStreamDescription {
@@ -29,25 +30,7 @@ export function rtpParametersFromDescription(description: RtpStreamDescription):
 	const codec = codecFromMimeType(description.codec);
 	const payloadType = checkInteger(description.payloadType, 'payloadType', 0, 127);
 	const ssrc = checkInteger(description.ssrc, 'ssrc', 1, 0xffffffff);
-	const kind = kindOf(codec);
-	const parameters = codec === 'H264' ? { ...H264_PARAMETERS, ...(description.parameters ?? {}) } : { ...(description.parameters ?? {}) };
-	return {
-		kind,
-		codec,
-		rtpParameters: {
-			codecs: [
-				{
-					mimeType: mimeTypeOf(codec),
-					payloadType,
-					clockRate: codec === 'opus' ? 48000 : 90000,
-					...(codec === 'opus' ? { channels: 2 } : {}),
-					parameters,
-					rtcpFeedback: kind === 'video' ? [{ type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }] : [],
-				},
-			],
-			encodings: [{ ssrc }],
-		},
-	};
+	return { kind: kindOf(codec), codec, rtpParameters: plainProducerParameters({ codec, payloadType, ssrc, parameters: description.parameters }) };
 }
 
 /**

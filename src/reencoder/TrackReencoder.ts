@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
-import { plainReceiverCapabilities, routerCodec, type CodecName } from '../codecs.js';
+import { plainReceiverCapabilities, type CodecName } from '../codecs.js';
 import { ProducerClosedError } from '../errors.js';
 import { audioReencoderArgs, videoReencoderArgs, type AudioEncoding, type VideoEncoding } from '../ffmpeg/args.js';
 import { FfmpegProcess, type FfmpegProgress } from '../ffmpeg/FfmpegProcess.js';
 import { ffmpegInputSdp } from '../ffmpeg/inputSdp.js';
 import type { Logger } from '../logger.js';
+import { plainProducerParameters } from '../producerParameters.js';
 import type { FeedPorts, PortPair, PortPool } from '../ports/PortPool.js';
 import { feedConnectParams, feedTransportOptions } from '../ffmpeg/inputFeed.js';
 import { waitForUdpBind } from '../ports/waitForUdpBind.js';
@@ -44,10 +45,6 @@ export interface TrackReencoderStats {
 export interface TrackReencoderEvents {
 	/** FFmpeg was restarted after dying; `attempt` counts restarts since the last healthy minute. */
 	restarted: [{ restarts: number; pid: number | undefined }];
-	/** The broadcaster's producer closed: the re-encoder has closed itself. */
-	sourceclosed: [];
-	progress: [FfmpegProgress];
-	'@close': [];
 }
 
 /**
@@ -158,31 +155,18 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			throw error;
 		}
 		this.#consumer.on('producerclose', () => {
+			// Its owner (the pipeline) hears of the source closing from the ingest; this only stops FFmpeg early.
 			this.#logger.warn('broadcaster producer closed under the re-encoder');
-			void this.close().then(() => this.emit('sourceclosed'));
+			void this.close();
 		});
 
 		this.#producerTransport = await encoderRouter.createPlainTransport({ listenIp: LOOPBACK, rtcpMux: false, comedia: false });
 		// Only FFmpeg's pinned source ports may produce here (comedia would take whoever sends first).
 		await this.#producerTransport.connect({ ip: LOOPBACK, port: this.#outputPorts.rtp, rtcpPort: this.#outputPorts.rtcp });
-		const codec = routerCodec(this.#outputCodec());
-		const payloadType = source.kind === 'video' ? 96 : 111;
+		// PLI and FIR are accepted (and counted) at this producer; FFmpeg ignores them because it keyframes on its own clock.
 		this.#producer = await this.#producerTransport.produce({
 			kind: source.kind,
-			rtpParameters: {
-				codecs: [
-					{
-						mimeType: codec.mimeType,
-						payloadType,
-						clockRate: codec.clockRate,
-						...(codec.channels ? { channels: codec.channels } : {}),
-						parameters: codec.parameters ?? {},
-						// PLI and FIR are accepted (and counted) here; FFmpeg ignores them because it keyframes on its own clock.
-						rtcpFeedback: source.kind === 'video' ? [{ type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }] : [],
-					},
-				],
-				encodings: [{ ssrc: this.#ssrc }],
-			},
+			rtpParameters: plainProducerParameters({ codec: this.#outputCodec(), payloadType: source.kind === 'video' ? 96 : 111, ssrc: this.#ssrc }),
 			appData: { reencoded: true },
 		});
 
@@ -223,7 +207,6 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			// Nothing encoded yet in this run: the keyframe FFmpeg started from was lost to probing.
 			if (progress.frame === 0) this.#askForKeyframe();
 			this.#progress = progress;
-			this.emit('progress', progress);
 		});
 		// A decode error while frames still come out is passing; one while they do not means a lost reference.
 		ffmpeg.on('needskeyframe', () => {
@@ -294,6 +277,5 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		this.#producerTransport?.close();
 		if (this.#inputPorts) this.#options.ports.release(this.#inputPorts);
 		if (this.#outputPorts) this.#options.ports.release(this.#outputPorts);
-		this.emit('@close');
 	}
 }

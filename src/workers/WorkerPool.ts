@@ -19,8 +19,6 @@ export interface WorkerPoolOptions {
 export interface WorkerSlot {
 	readonly index: number;
 	worker: ms.Worker;
-	/** Bumped each time the slot's worker is replaced; routers remember the generation they were made on. */
-	generation: number;
 }
 
 export interface WorkerPoolEvents {
@@ -51,7 +49,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 		try {
 			for (let index = 0; index < options.count; index++) {
 				const worker = await pool.#createWorker(index);
-				pool.#slots.push({ index, worker, generation: 0 });
+				pool.#slots.push({ index, worker });
 			}
 		} catch (error) {
 			await pool.close();
@@ -105,7 +103,6 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 				}
 				const slot = this.#slots[index]!;
 				slot.worker = worker;
-				slot.generation += 1;
 				this.emit('workerreplaced', slot);
 				return;
 			} catch (error) {

@@ -1,0 +1,151 @@
+import { EventEmitter } from 'node:events';
+import type { types as ms } from 'mediasoup';
+import { codecFromMimeType, ingestRouterCodecs, type CodecName } from '../codecs.js';
+import { ClosedError } from '../errors.js';
+import type { PublishedTrack } from '../fanout/FanOut.js';
+import type { Logger } from '../logger.js';
+import type { BroadcastOptions } from '../options.js';
+import type { PortPool } from '../ports/PortPool.js';
+import { TrackReencoder, type TrackReencoderStats } from '../reencoder/TrackReencoder.js';
+import type { WorkerPool } from '../workers/WorkerPool.js';
+import type { KeyframeCounter } from './KeyframeCounter.js';
+
+export interface EncoderOptions {
+	broadcastId: string;
+	broadcast: BroadcastOptions;
+	pool: WorkerPool;
+	/** Worker of the encoder router. */
+	workerIndex: number;
+	/** The ingest router the sources are on (the re-encoders consume there). */
+	ingestRouter: ms.Router;
+	ffmpegPath: string;
+	ports: PortPool;
+	restartBackoff: { initialMs: number; maxMs: number };
+	keyframes: KeyframeCounter;
+	logger: Logger;
+}
+
+export interface EncoderEvents {
+	/** The published tracks changed (see `tracks`). */
+	tracks: [];
+	/** A re-encoder's FFmpeg was restarted. */
+	reencoderrestarted: [{ kind: ms.MediaKind; restarts: number }];
+}
+
+interface Stage {
+	source: ms.Producer;
+	reencoder?: TrackReencoder;
+	track: PublishedTrack;
+}
+
+/**
+ * From sources to published tracks: the encoder router and a re-encoder per
+ * source in relay mode (video always, audio when asked), or the source itself
+ * in baseline mode. When its worker, or the ingest worker its re-encoders
+ * consume on, dies, the pipeline replaces it whole and feeds it the sources again.
+ */
+export class Encoder extends EventEmitter<EncoderEvents> {
+	readonly workerIndex: number;
+	readonly encoderRouter: ms.Router;
+	readonly #options: EncoderOptions;
+	readonly #stages = new Map<ms.MediaKind, Stage>();
+	#closed = false;
+
+	private constructor(options: EncoderOptions, encoderRouter: ms.Router) {
+		super();
+		this.#options = options;
+		this.workerIndex = options.workerIndex;
+		this.encoderRouter = encoderRouter;
+	}
+
+	static async create(options: EncoderOptions): Promise<Encoder> {
+		const router = await options.pool.slot(options.workerIndex).worker.createRouter({
+			mediaCodecs: ingestRouterCodecs(),
+			appData: { broadcastId: options.broadcastId, tier: 'encoder' },
+		});
+		return new Encoder(options, router);
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	/** True when a router it stands on is gone (its worker died). */
+	get broken(): boolean {
+		return this.encoderRouter.closed || this.#options.ingestRouter.closed;
+	}
+
+	get ingestRouter(): ms.Router {
+		return this.#options.ingestRouter;
+	}
+
+	/** What viewers consume, one per kind. */
+	get tracks(): PublishedTrack[] {
+		return [...this.#stages.values()].map((s) => s.track);
+	}
+
+	reencoder(kind: ms.MediaKind): TrackReencoder | undefined {
+		return this.#stages.get(kind)?.reencoder;
+	}
+
+	get reencoderStats(): TrackReencoderStats[] {
+		return [...this.#stages.values()].flatMap((s) => (s.reencoder ? [s.reencoder.stats] : []));
+	}
+
+	/** Publishes `source` (a producer on the ingest router): through a new re-encoder, or as it is. */
+	async add(source: ms.Producer): Promise<void> {
+		if (this.#closed) throw new ClosedError('broadcast encoder');
+		const { broadcast, keyframes } = this.#options;
+		const kind = source.kind;
+		const reencode = broadcast.mode === 'relay' && (kind === 'video' || broadcast.audio.reencode);
+		if (!reencode) {
+			this.#set(kind, { source, track: { kind, codec: codecFromMimeType(source.rtpParameters.codecs[0]!.mimeType), producer: source, router: this.ingestRouter } });
+			return;
+		}
+		const reencoder = await TrackReencoder.create({
+			source,
+			sourceRouter: this.ingestRouter,
+			encoderRouter: this.encoderRouter,
+			ffmpegPath: this.#options.ffmpegPath,
+			ports: this.#options.ports,
+			...(kind === 'video' ? { video: broadcast.video } : { audio: { bitrateKbps: broadcast.audio.bitrateKbps } }),
+			restartBackoff: this.#options.restartBackoff,
+			logger: this.#options.logger,
+		});
+		if (this.#closed) {
+			await reencoder.close();
+			throw new ClosedError('broadcast encoder');
+		}
+		reencoder.on('restarted', ({ restarts }) => this.emit('reencoderrestarted', { kind, restarts }));
+		await keyframes.watchProducer(reencoder.producer, 'toReencoder');
+		const codec: CodecName = kind === 'video' ? broadcast.video.codec : 'opus';
+		this.#set(kind, { source, reencoder, track: { kind, codec, producer: reencoder.producer, router: this.encoderRouter, reencoded: true } });
+	}
+
+	/** Stops publishing `kind` (its source closed); closes its re-encoder. */
+	remove(kind: ms.MediaKind): void {
+		const stage = this.#stages.get(kind);
+		if (!stage) return;
+		this.#stages.delete(kind);
+		void stage.reencoder?.close();
+		this.emit('tracks');
+	}
+
+	#set(kind: ms.MediaKind, stage: Stage): void {
+		const old = this.#stages.get(kind);
+		this.#stages.set(kind, stage);
+		if (old && old.reencoder !== stage.reencoder) void old.reencoder?.close();
+		this.emit('tracks');
+	}
+
+	/** Kills the re-encoders (FFmpeg and ports) and closes the encoder router. Idempotent. */
+	async close(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		const stages = [...this.#stages.values()];
+		this.#stages.clear();
+		await Promise.all(stages.map((s) => s.reencoder?.close()));
+		this.encoderRouter.close();
+		this.removeAllListeners();
+	}
+}
