@@ -26,11 +26,21 @@
 		} catch { /* not persisted, still used for this page */ }
 	}
 
-	/** ?token=... wins (and is remembered for the other pages), else the remembered one. */
+	/**
+	 * ?token=... wins (and is remembered for the other pages), else the remembered one.
+	 * A token from the address is taken out of it at once, so it stays out of the
+	 * history, bookmarks, screenshots and Referer headers.
+	 */
 	function readToken() {
-		const fromQuery = new URLSearchParams(location.search).get('token');
+		const query = new URLSearchParams(location.search);
+		const fromQuery = query.get('token');
 		if (fromQuery) {
 			storeToken(fromQuery);
+			query.delete('token');
+			const rest = query.toString();
+			try {
+				history.replaceState(history.state, '', `${location.pathname}${rest ? `?${rest}` : ''}${location.hash}`);
+			} catch { /* the address keeps the token; the server's log redacts it */ }
 			return fromQuery;
 		}
 		try {

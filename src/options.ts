@@ -1,11 +1,14 @@
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { InvalidOptionError } from './errors.js';
 import type { Logger } from './logger.js';
 
 const port = z.number().int().min(1024).max(65535);
+const ipAddress = z.string().refine((value) => isIP(value) !== 0, 'must be an IPv4 or IPv6 address, e.g. 127.0.0.1 or 0.0.0.0');
 
-const videoEncodingSchema = z.object({
+// Strict objects: a misspelled option is an error, not silently ignored.
+const videoEncodingSchema = z.strictObject({
 	/** Output codec of the re-encoder. Default "VP8". */
 	codec: z.enum(['VP8', 'H264']).default('VP8'),
 	/** Output width in pixels. Default 1280. */
@@ -22,14 +25,14 @@ const videoEncodingSchema = z.object({
 	threads: z.number().int().min(1).max(64).default(2),
 });
 
-const audioSchema = z.object({
+const audioSchema = z.strictObject({
 	/** Re-encode Opus through FFmpeg instead of passing it through. Default false. */
 	reencode: z.boolean().default(false),
 	/** Bitrate of re-encoded Opus, kbit/s. Default 64. */
 	bitrateKbps: z.number().int().min(6).max(510).default(64),
 });
 
-export const broadcastOptionsSchema = z.object({
+export const broadcastOptionsSchema = z.strictObject({
 	/** Broadcast id (URL-safe). Default: a random UUID. */
 	id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "-" or "_"').optional(),
 	/** "relay": viewers get the re-encoded stream; "baseline": the broadcaster's stream piped as is. Default "relay". */
@@ -39,7 +42,7 @@ export const broadcastOptionsSchema = z.object({
 });
 
 export const relayOptionsSchema = z
-	.object({
+	.strictObject({
 		/** mediasoup workers, one CPU core each. Default: one per core. */
 		workers: z.number().int().min(1).max(256).default(() => availableParallelism()),
 		/** RTC (viewer and broadcaster) UDP/TCP ports of the workers. Default 40000-49999. */
@@ -51,9 +54,9 @@ export const relayOptionsSchema = z
 		/** FFmpeg binary; default: BROADCAST_RELAY_FFMPEG, then ffmpeg-static, then ffmpeg on PATH. */
 		ffmpegPath: z.string().min(1).optional(),
 		/** IP the viewer and broadcaster transports listen on. Default "127.0.0.1". */
-		listenIp: z.string().min(1).default('127.0.0.1'),
+		listenIp: ipAddress.default('127.0.0.1'),
 		/** IP announced in ICE candidates when behind NAT. Default: listenIp. */
-		announcedIp: z.string().min(1).optional(),
+		announcedIp: ipAddress.optional(),
 		/** Consumers a worker may carry (mediasoup's scalability notes: about 500). Default 500. */
 		consumersPerWorker: z.number().int().min(1).default(500),
 		/** Consumers one viewer router may carry. Default 500. */
@@ -83,8 +86,9 @@ export type RelayOptions = z.output<typeof relayOptionsSchema>;
 export type BroadcastOptionsInput = z.input<typeof broadcastOptionsSchema>;
 export type BroadcastOptions = z.output<typeof broadcastOptionsSchema>;
 
-function formatIssues(error: z.ZodError): string {
-	return error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`).join('; ');
+/** One line naming each bad field of a failed zod parse: "path: message; path: message". */
+export function formatIssues(error: z.ZodError, root = 'options'): string {
+	return error.issues.map((issue) => `${issue.path.join('.') || root}: ${issue.message}`).join('; ');
 }
 
 /** Resolves every default and validates, once. Throws InvalidOptionError naming each bad option. */

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +42,20 @@ async function waitForOutput(child: ChildProcess, stream: 'stdout' | 'stderr', p
 	});
 }
 
+/** Processes (the CLI and whatever it started: mediasoup workers, FFmpeg) that inherited this marker in their environment. */
+function processesMarked(marker: string): number[] {
+	const found: number[] = [];
+	for (const entry of readdirSync('/proc')) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			if (readFileSync(`/proc/${entry}/environ`, 'latin1').includes(marker)) found.push(Number(entry));
+		} catch {
+			/* gone, or not ours */
+		}
+	}
+	return found;
+}
+
 afterEach(async () => {
 	for (const child of children.splice(0)) {
 		if (child.exitCode === null && child.signalCode === null) {
@@ -66,6 +82,64 @@ describe('CLI', () => {
 		expect(badConfig.code).toBe(2);
 		expect(badConfig.stderr.trim().split('\n')).toHaveLength(1);
 		expect(badConfig.stderr).toMatch(/port: /);
+	});
+
+	describe('configuration and environment errors: one line that says what to do, exit 2, nothing left running', () => {
+		async function refused(args: string[], env: Record<string, string> = {}): Promise<string> {
+			const marker = `BR_TEST_MARK_${randomBytes(6).toString('hex')}`;
+			const { code, stderr } = await finish(run(args, { ...env, [marker]: '1' }));
+			expect({ code, lines: stderr.trim().split('\n').length }, stderr).toEqual({ code: 2, lines: 1 });
+			expect(stderr).not.toMatch(/^\s+at /m); // no stack trace
+			await sleep(300);
+			expect(processesMarked(marker)).toEqual([]);
+			return stderr;
+		}
+
+		it('a misspelled key in the config file is an error, not an open service', async () => {
+			const dir = mkdtempSync(join(tmpdir(), 'relay-config-'));
+			try {
+				writeFileSync(join(dir, 'top.json'), JSON.stringify({ ingestToken: ['ingest-token-1'] }));
+				expect(await refused(['serve', '--config', join(dir, 'top.json'), '--print-config'])).toMatch(/ingestToken/);
+				writeFileSync(join(dir, 'nested.json'), JSON.stringify({ relay: { listenIP: '127.0.0.1', broadcastDefaults: { video: { bitrate: 900 } } } }));
+				const nested = await refused(['serve', '--config', join(dir, 'nested.json')]);
+				expect(nested).toMatch(/listenIP/);
+				expect(nested).toMatch(/bitrate/);
+				writeFileSync(join(dir, 'list.json'), '["not", "an", "object"]');
+				expect(await refused(['serve', '--config', join(dir, 'list.json')])).toMatch(/one JSON object/);
+			} finally {
+				rmSync(dir, { recursive: true, force: true });
+			}
+		});
+
+		it('token variables that are set but hold no token are errors', async () => {
+			expect(await refused(['serve', '--print-config'], { BROADCAST_RELAY_INGEST_TOKENS: ' , ' })).toMatch(/BROADCAST_RELAY_INGEST_TOKENS has an empty entry/);
+			expect(await refused(['serve'], { BROADCAST_RELAY_ADMIN_TOKENS: '' })).toMatch(/BROADCAST_RELAY_ADMIN_TOKENS/);
+			expect(await refused(['serve'], { BROADCAST_RELAY_INGEST_TOKENS: 'ingest-token-1,' })).toMatch(/empty entry/);
+		});
+
+		it('addresses are checked at start: a bad listen or announced IP', async () => {
+			expect(await refused(['serve', '--demo', '--port', '0'], { BROADCAST_RELAY_LISTEN_IP: '999.1.1.1' })).toMatch(/relay\.listenIp: must be an IPv4 or IPv6 address/);
+			expect(await refused(['serve', '--announced-ip', 'example.com', '--print-config'])).toMatch(/relay\.announcedIp/);
+		});
+
+		it('a wrong --ffmpeg', async () => {
+			expect(await refused(['serve', '--port', '0', '--workers', '1', '--ffmpeg', '/nonexistent/ffmpeg'])).toMatch(/\/nonexistent\/ffmpeg/);
+		});
+
+		it('a port in use, after the workers started: they are stopped again', async () => {
+			const blocker = createServer();
+			await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+			const { port } = blocker.address() as { port: number };
+			try {
+				expect(await refused(['serve', '--port', String(port), '--workers', '2', '--demo'])).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}: the port is in use; pick another`));
+			} finally {
+				blocker.close();
+			}
+		});
+
+		it('an HTTP host that does not resolve', async () => {
+			expect(await refused(['serve', '--port', '0', '--workers', '1', '--host', 'no-such-host.invalid'])).toMatch(/"no-such-host\.invalid" does not resolve/);
+		});
 	});
 
 	it('--print-config merges file, environment and flags, later winning', async () => {

@@ -1,14 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { pino } from 'pino';
+import { InvalidOptionError } from '../errors.js';
 import { createRelay, type Relay } from '../Relay.js';
 import type { Logger } from '../logger.js';
+import { BroadcastCreator } from './broadcasts.js';
 import type { ServiceConfig } from './config.js';
 import { startDemoBroadcast, type DemoBroadcast } from './demo.js';
 import { registerApi } from './routes/api.js';
-import { createMetrics, registerOperations } from './routes/operations.js';
+import { createMetrics, redactUrl, registerOperations } from './routes/operations.js';
 import { registerSdpEndpoints } from './routes/sdpEndpoints.js';
 import { SessionRegistry } from './sessions.js';
 
@@ -25,6 +27,26 @@ export interface Service {
 	close(): Promise<void>;
 }
 
+/** Why the HTTP server could not listen, as a configuration error that says what to change. */
+function listenError(error: unknown, host: string, port: number): unknown {
+	const code = (error as NodeJS.ErrnoException).code;
+	const where = `${host}:${port}`;
+	switch (code) {
+		case 'EADDRINUSE':
+			return new InvalidOptionError(`cannot listen on ${where}: the port is in use; pick another with --port or BROADCAST_RELAY_PORT, or stop what holds it`);
+		case 'EACCES':
+			return new InvalidOptionError(`cannot listen on ${where}: permission denied; use a port above 1023 or grant the capability to bind low ports`);
+		case 'EADDRNOTAVAIL':
+			return new InvalidOptionError(`cannot listen on ${where}: no interface of this machine has that address; set --host to one of its addresses or 0.0.0.0`);
+		case 'ENOTFOUND':
+		case 'EAI_AGAIN':
+		case 'EAI_NONAME':
+			return new InvalidOptionError(`cannot listen on ${where}: host "${host}" does not resolve; set --host to an IP address of this machine`);
+		default:
+			return error;
+	}
+}
+
 /**
  * The broadcast service: a relay behind an HTTP server with WHIP ingest, WHEP
  * playback, the JSON API, metrics, health checks and the web pages.
@@ -34,8 +56,11 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 	const relay = await createRelay({ ...config.relay, logger });
 	const sessions = new SessionRegistry();
 	const app: FastifyInstance = Fastify({
-		loggerInstance: logger.child({ module: 'http' }) as FastifyBaseLogger,
+		// Any request fastify itself logs (errors) goes through this serializer too: no ?token=… in a log line.
+		loggerInstance: logger.child({ module: 'http' }, { serializers: { req: (request: { method?: string; url?: string }) => ({ method: request.method, url: redactUrl(request.url ?? '') }) } }) as FastifyBaseLogger,
 		bodyLimit: config.bodyLimit,
+		// Requests are logged once, in the onResponse hook, with secrets redacted (see registerOperations).
+		logController: new LogController({ disableRequestLogging: true }),
 	});
 
 	if (config.ingestTokens.length === 0) logger.warn('no ingest tokens configured: anyone who reaches this service can publish');
@@ -52,9 +77,11 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		labelNames: ['route', 'method', 'status'],
 		registers: [metrics.registry],
 	});
-	registerOperations(app, relay, metrics, requests);
-	registerSdpEndpoints(app, { relay, sessions, config });
-	registerApi(app, { relay, sessions, config });
+	// /metrics lists every broadcast id and its load: it takes the metrics tokens or the admin tokens, and is open only when there are neither.
+	registerOperations(app, relay, metrics, requests, [...config.metricsTokens, ...config.adminTokens]);
+	const creator = new BroadcastCreator(relay, config.maxBroadcasts);
+	registerSdpEndpoints(app, { relay, sessions, config, creator });
+	registerApi(app, { relay, sessions, config, creator });
 
 	const pages = {
 		dashboard: await readFile(`${PUBLIC_DIR}dashboard.html`, 'utf8'),
@@ -69,7 +96,9 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 
 	let demo: DemoBroadcast | undefined;
 	try {
-		await app.listen({ host: config.host, port: config.port });
+		await app.listen({ host: config.host, port: config.port }).catch((error: unknown) => {
+			throw listenError(error, config.host, config.port);
+		});
 		if (config.demo) demo = await startDemoBroadcast(relay, config.demo, logger);
 	} catch (error) {
 		await app.close();

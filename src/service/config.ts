@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { InvalidOptionError } from '../errors.js';
-import { relayOptionsSchema } from '../options.js';
+import { formatIssues, relayOptionsSchema } from '../options.js';
 
 const tokenList = z.array(z.string().min(8, 'tokens must be at least 8 characters')).default([]);
 
 /** The service's whole configuration. Each field is documented once, here, with its default. */
-export const serviceConfigSchema = z.object({
+export const serviceConfigSchema = z.strictObject({
 	/** Address the HTTP server listens on. Default "127.0.0.1". */
 	host: z.string().min(1).default('127.0.0.1'),
 	/** HTTP port; 0 picks a free one. Default 8080. */
@@ -15,8 +15,12 @@ export const serviceConfigSchema = z.object({
 	ingestTokens: tokenList,
 	/** Bearer tokens accepted for the admin API (create/delete broadcasts, stats). Empty: open. */
 	adminTokens: tokenList,
+	/** Bearer tokens accepted for /metrics, besides the admin tokens. With neither configured, /metrics is open. */
+	metricsTokens: tokenList,
 	/** Create a broadcast when a WHIP publisher posts to an unknown id. Default true. */
 	autoCreateBroadcasts: z.boolean().default(true),
+	/** Most broadcasts this node holds (WHIP auto-creation and POST /api/broadcasts get 503 beyond it). Default 32. */
+	maxBroadcasts: z.number().int().min(1).max(10_000).default(32),
 	/** Start a demo broadcast (FFmpeg test pattern) with this id; empty string: no demo. Default "" (off). */
 	demo: z.string().regex(/^[A-Za-z0-9_-]*$/).default(''),
 	/** Largest request body accepted, bytes (SDP offers are a few KiB). Default 65536. */
@@ -40,6 +44,7 @@ export const ENVIRONMENT: Record<string, { path: string[]; type: 'string' | 'num
 	BROADCAST_RELAY_PORT: { path: ['port'], type: 'number' },
 	BROADCAST_RELAY_INGEST_TOKENS: { path: ['ingestTokens'], type: 'list' },
 	BROADCAST_RELAY_ADMIN_TOKENS: { path: ['adminTokens'], type: 'list' },
+	BROADCAST_RELAY_METRICS_TOKENS: { path: ['metricsTokens'], type: 'list' },
 	BROADCAST_RELAY_DEMO: { path: ['demo'], type: 'string' },
 	BROADCAST_RELAY_LOG_LEVEL: { path: ['logLevel'], type: 'string' },
 	BROADCAST_RELAY_WORKERS: { path: ['relay', 'workers'], type: 'number' },
@@ -79,9 +84,18 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv): Plain {
 	const out: Plain = {};
 	for (const [name, { path, type }] of Object.entries(ENVIRONMENT)) {
 		const raw = env[name];
-		if (raw === undefined || raw === '') continue;
-		const value =
-			type === 'number' ? Number(raw) : type === 'list' ? raw.split(',').map((t) => t.trim()).filter(Boolean) : type === 'boolean' ? raw === 'true' : raw;
+		if (raw === undefined) continue;
+		if (type === 'list') {
+			// A token variable that is set but holds nothing (an unset shell variable expanded into it) must not leave the service open.
+			const items = raw.split(',').map((t) => t.trim());
+			if (items.some((t) => t === '')) {
+				throw new InvalidOptionError(`${name} has an empty entry; give comma-separated tokens of 8 or more characters, or unset it`);
+			}
+			setPath(out, path, items);
+			continue;
+		}
+		if (raw === '') continue;
+		const value = type === 'number' ? Number(raw) : type === 'boolean' ? raw === 'true' : raw;
 		setPath(out, path, value);
 	}
 	return out;
@@ -94,11 +108,16 @@ export function configFromFile(file: string): Plain {
 	} catch (error) {
 		throw new InvalidOptionError(`cannot read config file ${file}: ${(error as Error).message}`);
 	}
+	let parsed: unknown;
 	try {
-		return JSON.parse(text) as Plain;
+		parsed = JSON.parse(text);
 	} catch (error) {
 		throw new InvalidOptionError(`config file ${file} is not valid JSON: ${(error as Error).message}`);
 	}
+	if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+		throw new InvalidOptionError(`config file ${file} must hold one JSON object of options (see README, Configuration)`);
+	}
+	return parsed as Plain;
 }
 
 /**
@@ -113,9 +132,7 @@ export function loadServiceConfig(sources: { file?: string; env?: NodeJS.Process
 	if (sources.flags) merged = deepMerge(merged, sources.flags);
 	const parsed = serviceConfigSchema.safeParse(merged);
 	if (!parsed.success) {
-		throw new InvalidOptionError(
-			`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ')}`,
-		);
+		throw new InvalidOptionError(`invalid configuration: ${formatIssues(parsed.error, 'config')}`);
 	}
 	return parsed.data;
 }

@@ -1,9 +1,12 @@
+import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PipeIngest } from '../../Broadcast.js';
 import { InvalidOptionError, NotFoundError } from '../../errors.js';
+import { formatIssues } from '../../options.js';
 import type { Relay } from '../../Relay.js';
 import { authorize } from '../auth.js';
+import type { BroadcastCreator } from '../broadcasts.js';
 import type { ServiceConfig } from '../config.js';
 import { sendJsonError } from '../httpErrors.js';
 import type { SessionRegistry } from '../sessions.js';
@@ -12,18 +15,21 @@ interface Context {
 	relay: Relay;
 	sessions: SessionRegistry;
 	config: ServiceConfig;
+	creator: BroadcastCreator;
 }
 
+const ip = z.string().refine((value) => isIP(value) !== 0, 'must be an IPv4 or IPv6 address');
+
 const rtpIngestBody = z.union([
-	z.object({ sdp: z.string().min(1) }),
-	z.object({
+	z.strictObject({ sdp: z.string().min(1).max(64 * 1024) }),
+	z.strictObject({
 		streams: z
 			.array(
-				z.object({
-					codec: z.string(),
-					payloadType: z.number(),
-					ssrc: z.number(),
-					parameters: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+				z.strictObject({
+					codec: z.string().min(1).max(32),
+					payloadType: z.number().int().min(0).max(127),
+					ssrc: z.number().int().min(0).max(0xffff_ffff),
+					parameters: z.record(z.string().max(64), z.union([z.string().max(256), z.number()])).optional(),
 				}),
 			)
 			.min(1)
@@ -31,17 +37,21 @@ const rtpIngestBody = z.union([
 	}),
 ]);
 
-const pipeOpenBody = z.object({ ip: z.string().min(1), port: z.number().int().min(1).max(65535) });
-const pipeProduceBody = z.object({
+/** The options are checked in full by the relay (unknown keys included); here only that they are an object. */
+const createBroadcastBody = z.record(z.string(), z.unknown());
+
+const pipeOpenBody = z.strictObject({ ip, port: z.number().int().min(1).max(65535) });
+const pipeProduceBody = z.strictObject({
 	kind: z.enum(['audio', 'video']),
-	rtpParameters: z.object({ codecs: z.array(z.any()).min(1), encodings: z.array(z.any()).min(1) }).passthrough(),
+	// mediasoup validates the rest (and throws TypeError, answered 400 below).
+	rtpParameters: z.looseObject({ codecs: z.array(z.looseObject({})).min(1), encodings: z.array(z.looseObject({})).min(1) }),
 	paused: z.boolean().optional(),
 });
 
 function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
 	const result = schema.safeParse(body);
 	if (!result.success) {
-		throw new InvalidOptionError(`${what}: ${result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+		throw new InvalidOptionError(`${what}: ${formatIssues(result.error, 'body')}`);
 	}
 	return result.data;
 }
@@ -49,7 +59,7 @@ function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
 type Id = { Params: { id: string } };
 
 /** The JSON API: broadcasts, stats, worker load, and the RTP and pipe ingest for other encoders and mediasoup apps. */
-export function registerApi(app: FastifyInstance, { relay, sessions, config }: Context): void {
+export function registerApi(app: FastifyInstance, { relay, sessions, config, creator }: Context): void {
 	const admin = config.adminTokens;
 	const ingest = config.ingestTokens;
 	const retry = config.retryAfterSeconds;
@@ -71,8 +81,14 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config }: C
 
 	app.post('/api/broadcasts', async (request, reply) => {
 		if (!authorize(request, reply, admin, 'admin')) return reply;
+		const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+		const empty = request.body === undefined && !type;
+		if (!empty && type !== 'application/json') {
+			return reply.code(415).header('accept', 'application/json').send({ error: 'ERR_UNSUPPORTED_MEDIA_TYPE', message: 'send the broadcast options as Content-Type: application/json (or no body at all)' });
+		}
 		try {
-			const broadcast = await relay.createBroadcast((request.body ?? {}) as never);
+			const options = empty ? {} : parse(createBroadcastBody, request.body, 'broadcast options');
+			const broadcast = await creator.create(options);
 			return reply.code(201).header('location', `/api/broadcasts/${broadcast.id}`).send(await broadcast.getStats());
 		} catch (error) {
 			return sendJsonError(reply, error, retry);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Relay, RelayStats } from '../../Relay.js';
+import { authorize } from '../auth.js';
 import type { SessionRegistry } from '../sessions.js';
 
 export interface Metrics {
@@ -84,16 +85,30 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics 
 	};
 }
 
-export function registerOperations(app: FastifyInstance, relay: Relay, metrics: Metrics, requests: Counter): void {
+/** Query parameters whose values are secrets (page URLs may carry ?token=…). */
+const SECRET_PARAMS = /([?&](?:token|access_token)=)[^&#]*/gi;
+
+/** A URL as it may appear in a log line: secret query values replaced by "[redacted]". */
+export function redactUrl(url: string): string {
+	return url.replace(SECRET_PARAMS, '$1[redacted]');
+}
+
+export function registerOperations(app: FastifyInstance, relay: Relay, metrics: Metrics, requests: Counter, metricsTokens: readonly string[]): void {
 	app.get('/healthz', async () => ({ status: 'ok' }));
 	app.get('/readyz', async (_request, reply) =>
 		relay.ready ? { status: 'ready' } : reply.code(503).header('retry-after', '1').send({ status: 'rebuilding workers' }),
 	);
-	app.get('/metrics', async (_request, reply) => {
+	app.get('/metrics', async (request, reply) => {
+		if (!authorize(request, reply, metricsTokens, 'metrics')) return reply;
 		await metrics.refresh();
 		return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
 	});
 	app.addHook('onResponse', async (request, reply) => {
 		requests.inc({ route: request.routeOptions.url ?? 'unknown', method: request.method, status: String(reply.statusCode) });
+		// The request log, written here instead of by fastify so that no token reaches it (pages may carry ?token=…).
+		request.log.info(
+			{ method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime), remote: request.ip },
+			'request',
+		);
 	});
 }

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Broadcast } from '../../Broadcast.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type { Relay } from '../../Relay.js';
+import { parseOffer } from '../../sdp/parseOffer.js';
 import { authorize } from '../auth.js';
+import type { BroadcastCreator } from '../broadcasts.js';
 import type { ServiceConfig } from '../config.js';
 import { sendError } from '../httpErrors.js';
 import type { SessionRegistry } from '../sessions.js';
@@ -11,6 +12,7 @@ interface Context {
 	relay: Relay;
 	sessions: SessionRegistry;
 	config: ServiceConfig;
+	creator: BroadcastCreator;
 }
 
 type Params = { broadcast: string };
@@ -38,7 +40,7 @@ function methodNotAllowed(allow: string) {
  * every candidate, so trickle PATCHes are acknowledged and not needed.
  */
 export function registerSdpEndpoints(app: FastifyInstance, context: Context): void {
-	const { relay, sessions, config } = context;
+	const { relay, sessions, config, creator } = context;
 
 	for (const protocol of ['whip', 'whep'] as const) {
 		const resource = `/${protocol}/:broadcast`;
@@ -100,30 +102,20 @@ export function registerSdpEndpoints(app: FastifyInstance, context: Context): vo
 		});
 	}
 
-	async function broadcastFor(id: string, create: boolean): Promise<Broadcast> {
-		const existing = relay.broadcasts.get(id);
-		if (existing) return existing;
-		if (!create) throw new NotFoundError(`no broadcast "${id}"`);
-		try {
-			return await relay.createBroadcast({ id });
-		} catch (error) {
-			// Two publishers raced to create it: the loser uses the winner's (and then gets 409 if it is live).
-			const raced = relay.broadcasts.get(id);
-			if (raced) return raced;
-			throw error;
-		}
-	}
-
 	async function startPublication(id: string, sdp: string) {
-		const broadcast = await broadcastFor(id, config.autoCreateBroadcasts);
-		const publication = await broadcast.publish(sdp);
-		const session = sessions.create('whip', id, () => publication.close());
-		publication.transport.observer.once('close', () => sessions.forget(session.id));
-		return { url: `/whip/${encodeURIComponent(id)}/sessions/${session.id}`, etag: session.etag, answer: publication.answer };
+		// A malformed offer is refused before anything is created for it.
+		parseOffer(sdp);
+		return creator.withBroadcast(id, config.autoCreateBroadcasts, async (broadcast) => {
+			const publication = await broadcast.publish(sdp);
+			const session = sessions.create('whip', id, () => publication.close());
+			publication.transport.observer.once('close', () => sessions.forget(session.id));
+			return { url: `/whip/${encodeURIComponent(id)}/sessions/${session.id}`, etag: session.etag, answer: publication.answer };
+		});
 	}
 
 	async function startViewer(id: string, sdp: string) {
-		const broadcast = await broadcastFor(id, false);
+		const broadcast = relay.broadcasts.get(id);
+		if (!broadcast) throw new NotFoundError(`no broadcast "${id}"`);
 		if (!broadcast.live) throw new ConflictError(`broadcast "${id}" is not live yet; try again when its publisher has started`);
 		const { viewer, answer } = await broadcast.addViewer(sdp);
 		const session = sessions.create('whep', id, () => viewer.close());
