@@ -167,7 +167,7 @@ describe('service: status codes for bad requests, and it keeps serving', () => {
 		expect((await fetch(`${service.url}/metrics`)).status).toBe(401); // admin tokens are set, so /metrics needs one
 		const metrics = await (await fetch(`${service.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
 		expect(metrics).toMatch(/^broadcast_relay_viewers\{broadcast="live"\} 0$/m);
-		expect(metrics).toMatch(/^broadcast_relay_keyframe_requests\{broadcast="live",stage="absorbed"\} \d+$/m);
+		expect(metrics).toMatch(/^broadcast_relay_keyframe_requests_total\{broadcast="live",stage="absorbed"\} \d+$/m);
 		expect(metrics).toMatch(/^broadcast_relay_worker_consumers\{worker="1"\} \d+$/m);
 
 		const get = await fetch(url);

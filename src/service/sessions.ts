@@ -19,11 +19,13 @@ export interface Session {
  */
 export class SessionRegistry {
 	readonly #sessions = new Map<string, Session>();
+	readonly #opened: Record<SessionKind, number> = { whip: 0, whep: 0, pipe: 0 };
 
 	create(kind: SessionKind, broadcastId: string, close: () => void, data?: unknown): Session {
 		const id = randomBytes(16).toString('base64url');
 		const session: Session = { id, kind, broadcastId, etag: `"${randomBytes(8).toString('hex')}"`, close, data };
 		this.#sessions.set(id, session);
+		this.#opened[kind]++;
 		return session;
 	}
 
@@ -48,6 +50,11 @@ export class SessionRegistry {
 
 	count(kind?: SessionKind): number {
 		return kind ? [...this.#sessions.values()].filter((s) => s.kind === kind).length : this.#sessions.size;
+	}
+
+	/** Sessions of `kind` opened since start (a running total). */
+	opened(kind: SessionKind): number {
+		return this.#opened[kind];
 	}
 
 	endAll(): void {

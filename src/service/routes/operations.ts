@@ -15,6 +15,11 @@ export interface Metrics {
  * at scrape time (refresh(), then registry.metrics()), so nothing has to be
  * kept in step. prom-client runs collect() callbacks concurrently, so the
  * snapshot cannot be taken inside one of them.
+ *
+ * Prometheus conventions: running totals are counters named *_total (their
+ * value is the relay's own running count, set at each scrape; a broadcast
+ * that is re-created starts again from 0, which Prometheus reads as a counter
+ * reset), levels are gauges.
  */
 export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics {
 	const registry = new Registry();
@@ -33,6 +38,18 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics 
 			},
 		});
 
+	const counter = (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, total: number) => void, stats: RelayStats) => void) =>
+		new Counter({
+			name,
+			help,
+			labelNames,
+			registers: [registry],
+			collect() {
+				this.reset();
+				if (current) fill((labels, total) => this.inc(labels, Math.max(0, total)), current);
+			},
+		});
+
 	gauge('broadcast_relay_ready', '1 when every worker is up, 0 while a dead worker is being replaced', [], (g, s) => g.set(s.ready ? 1 : 0));
 	gauge('broadcast_relay_broadcasts', 'Broadcasts, live or not', [], (g, s) => g.set(s.broadcasts.length));
 	gauge('broadcast_relay_viewers', 'Viewers per broadcast', ['broadcast'], (g, s) => {
@@ -44,13 +61,19 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics 
 	gauge('broadcast_relay_worker_alive', 'Whether each worker is alive', ['worker'], (g, s) => {
 		for (const w of s.workers) g.set({ worker: String(w.index) }, w.alive ? 1 : 0);
 	});
-	gauge('broadcast_relay_keyframe_requests', 'Keyframe requests (PLI/FIR) since the broadcast started', ['broadcast', 'stage'], (g, s) => {
-		for (const b of s.broadcasts) {
-			g.set({ broadcast: b.id, stage: 'from_viewers' }, b.keyframeRequests.fromViewers);
-			g.set({ broadcast: b.id, stage: 'absorbed' }, b.keyframeRequests.absorbed);
-			g.set({ broadcast: b.id, stage: 'forwarded_upstream' }, b.keyframeRequests.forwardedUpstream);
-		}
-	});
+	counter(
+		'broadcast_relay_keyframe_requests_total',
+		'Keyframe requests (PLI/FIR) since the broadcast started: from viewers, absorbed by the relay, forwarded to the broadcaster, sent to the re-encoder',
+		['broadcast', 'stage'],
+		(set, s) => {
+			for (const b of s.broadcasts) {
+				set({ broadcast: b.id, stage: 'from_viewers' }, b.keyframeRequests.fromViewers);
+				set({ broadcast: b.id, stage: 'absorbed' }, b.keyframeRequests.absorbed);
+				set({ broadcast: b.id, stage: 'forwarded_upstream' }, b.keyframeRequests.forwardedUpstream);
+				set({ broadcast: b.id, stage: 'to_reencoder' }, b.keyframeRequests.toReencoder);
+			}
+		},
+	);
 	gauge('broadcast_relay_reencoder_fps', 'Re-encoder output frame rate', ['broadcast', 'kind'], (g, s) => {
 		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.fps);
 	});
@@ -60,8 +83,11 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics 
 	gauge('broadcast_relay_reencoder_speed', 'Re-encoder speed relative to real time', ['broadcast', 'kind'], (g, s) => {
 		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.speed);
 	});
-	gauge('broadcast_relay_reencoder_restarts', 'Times FFmpeg was restarted after dying', ['broadcast', 'kind'], (g, s) => {
-		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.restarts);
+	counter('broadcast_relay_reencoder_restarts_total', "Times a re-encoder's FFmpeg was restarted after dying", ['broadcast', 'kind'], (set, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) set({ broadcast: b.id, kind: r.kind }, r.restarts);
+	});
+	gauge('broadcast_relay_reencoder_running', "1 while a re-encoder's FFmpeg runs, 0 while it is being restarted", ['broadcast', 'kind'], (g, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.running ? 1 : 0);
 	});
 	gauge('broadcast_relay_broadcaster_bitrate_bps', "Broadcaster's incoming bitrate, bit/s", ['broadcast', 'kind'], (g, s) => {
 		for (const b of s.broadcasts) {
@@ -75,6 +101,16 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics 
 		registers: [registry],
 		collect() {
 			for (const kind of ['whip', 'whep', 'pipe'] as const) this.set({ kind }, sessions.count(kind));
+		},
+	});
+	new Counter({
+		name: 'broadcast_relay_http_sessions_total',
+		help: 'WHIP, WHEP and pipe-ingest sessions opened since start',
+		labelNames: ['kind'],
+		registers: [registry],
+		collect() {
+			this.reset();
+			for (const kind of ['whip', 'whep', 'pipe'] as const) this.inc({ kind }, sessions.opened(kind));
 		},
 	});
 	return {
