@@ -49,7 +49,9 @@ describe('keyframe absorption', () => {
 		const counts = await churnAndPliStorm(broadcast);
 		console.log(`relay mode, ${STORM_SECONDS} s storm: ${JSON.stringify(counts)}`);
 		expect(counts.fromViewers).toBeGreaterThanOrEqual(VIEWERS * STORM_SECONDS);
-		expect(counts.absorbed).toBe(counts.fromViewers);
+		// Measured where they arrive: the viewer routers pass requests on about once a keyframe interval (1 s) each,
+		// to the re-encoded producer, where they end; the broadcaster's producer hardly sends any.
+		expect(counts.absorbed).toBeGreaterThanOrEqual(STORM_SECONDS - 2);
 		expect(counts.forwardedUpstream).toBeLessThanOrEqual(2);
 	});
 
@@ -60,6 +62,7 @@ describe('keyframe absorption', () => {
 		const counts = await churnAndPliStorm(broadcast);
 		console.log(`baseline mode, ${STORM_SECONDS} s storm: ${JSON.stringify(counts)}`);
 		expect(counts.fromViewers).toBeGreaterThanOrEqual(VIEWERS * STORM_SECONDS);
+		// No re-encoded producer: nothing is absorbed, and the requests reach the broadcaster.
 		expect(counts.absorbed).toBe(0);
 		// mediasoup keeps one request outstanding per producer and re-sends it each second until a keyframe comes.
 		expect(counts.forwardedUpstream).toBeGreaterThanOrEqual(STORM_SECONDS - 2);

@@ -135,9 +135,7 @@ export class Audience extends EventEmitter<AudienceEvents> {
 		return new FanOut({
 			...options,
 			// Requests that reach a re-encoded producer end there: that is what relay mode absorbs.
-			onPipe: (consumer, track) => {
-				if (track.reencoded) void keyframes.watchConsumer(consumer, 'absorbed').catch(() => undefined);
-			},
+			onPipe: (consumer) => void keyframes.watchPipe(consumer).catch(() => undefined),
 		});
 	}
 }

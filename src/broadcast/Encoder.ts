@@ -117,9 +117,9 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 			throw new ClosedError('broadcast encoder');
 		}
 		reencoder.on('restarted', ({ restarts }) => this.emit('reencoderrestarted', { kind, restarts }));
-		await keyframes.watchProducer(reencoder.producer, 'toReencoder');
+		await keyframes.watchReencoded(reencoder.producer);
 		const codec: CodecName = kind === 'video' ? broadcast.video.codec : 'opus';
-		this.#set(kind, { source, reencoder, track: { kind, codec, producer: reencoder.producer, router: this.encoderRouter, reencoded: true } });
+		this.#set(kind, { source, reencoder, track: { kind, codec, producer: reencoder.producer, router: this.encoderRouter } });
 	}
 
 	/** Stops publishing `kind` (its source closed); closes its re-encoder. */

@@ -8,9 +8,9 @@ export interface KeyframeRequestStats {
 	/** PLI/FIR that viewers sent (received by their consumers). */
 	fromViewers: number;
 	/**
-	 * PLI/FIR that reached the re-encoded producer from the viewer routers
-	 * (received by its pipe consumers) and ended there. 0 in baseline mode,
-	 * where there is no re-encoded producer.
+	 * PLI/FIR that reached a re-encoded producer from the viewer routers
+	 * (received by the consumers of that producer, which the viewer routers'
+	 * pipes are) and ended there. 0 in baseline mode, where there is none.
 	 */
 	absorbed: number;
 	/** PLI/FIR the relay sent to the broadcaster (sent by the broadcaster's producer, after mediasoup's one-outstanding-request throttle). */
@@ -29,6 +29,8 @@ type Counted = keyof KeyframeRequestStats;
 export class KeyframeCounter {
 	readonly #counts: KeyframeRequestStats = { fromViewers: 0, absorbed: 0, forwardedUpstream: 0, toReencoder: 0 };
 	readonly #watched = new WeakSet<ms.Producer | ms.Consumer>();
+	/** Ids of the re-encoded producers: requests their consumers receive end there. */
+	readonly #reencoded = new Set<string>();
 
 	get counts(): KeyframeRequestStats {
 		return { ...this.#counts };
@@ -46,6 +48,22 @@ export class KeyframeCounter {
 		if (!this.#claim(consumer)) return;
 		consumer.on('trace', (trace) => this.#count(trace.type, into));
 		await consumer.enableTraceEvent(['pli', 'fir']).catch(() => this.#ignoreClosed(consumer));
+	}
+
+	/** A re-encoded producer: counts what it passes on to FFmpeg, and marks it as where requests end. */
+	async watchReencoded(producer: ms.Producer): Promise<void> {
+		this.#reencoded.add(producer.id);
+		producer.observer.once('close', () => this.#reencoded.delete(producer.id));
+		await this.watchProducer(producer, 'toReencoder');
+	}
+
+	/**
+	 * A consumer that carries a published track towards viewers (a pipe
+	 * consumer): requests it receives count as absorbed when it consumes a
+	 * re-encoded producer, and are not counted otherwise.
+	 */
+	async watchPipe(consumer: ms.Consumer): Promise<void> {
+		if (this.#reencoded.has(consumer.producerId)) await this.watchConsumer(consumer, 'absorbed');
 	}
 
 	#claim(entity: ms.Producer | ms.Consumer): boolean {

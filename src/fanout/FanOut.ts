@@ -14,8 +14,6 @@ export interface PublishedTrack {
 	producer: ms.Producer;
 	/** The router the producer lives on; pipes start there. */
 	router: ms.Router;
-	/** True when the producer is a re-encoder's: keyframe requests end there. */
-	reencoded?: boolean;
 }
 
 export interface FanOutOptions {
@@ -25,7 +23,7 @@ export interface FanOutOptions {
 	/** Consumers placed on a worker by every broadcast of the relay, so the per-worker budget holds across them. */
 	workerConsumers(workerIndex: number): number;
 	/** Called with each pipe consumer made for a published track (the keyframe counter watches them). */
-	onPipe?(consumer: ms.Consumer, track: PublishedTrack): void;
+	onPipe?(consumer: ms.Consumer): void;
 	logger: Logger;
 }
 
@@ -176,7 +174,7 @@ export class FanOut {
 			piped = own.router
 				.then((router) => this.#pipes.pipe({ producerId: track.producer.id, source: track.router, target: router }))
 				.then((pipe) => {
-					this.#options.onPipe?.(pipe.consumer, track);
+					this.#options.onPipe?.(pipe.consumer);
 					return pipe.producer;
 				});
 			own.pipes.set(track.producer.id, piped);
