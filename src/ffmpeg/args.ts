@@ -214,3 +214,67 @@ export function testSourceArgs(options: TestSourceOptions): string[] {
 	}
 	return args;
 }
+
+/**
+ * The benchmark's latency probe (src/harness/LatencyProbe.ts): decodes a plain
+ * viewer's video from an SDP on stdin as soon as each frame arrives (no
+ * buffering, corrupt frames dropped) and writes, per frame, the top sixth of
+ * the picture scaled to `barcodeBits` grey pixels on stdout: the barcode the
+ * fixture draws with the frame's number.
+ */
+export function barcodeReaderArgs(options: { barcodeBits: number }): string[] {
+	return [
+		'-hide_banner', '-loglevel', 'error', '-nostdin',
+		'-protocol_whitelist', 'pipe,udp,rtp',
+		'-fflags', '+nobuffer+discardcorrupt', '-flags', 'low_delay',
+		'-analyzeduration', '500000', '-probesize', '500000', '-fpsprobesize', '0',
+		'-f', 'sdp', '-i', 'pipe:0',
+		'-vf', `crop=iw:ih/6:0:0,scale=${options.barcodeBits}:1:flags=area,format=gray`,
+		'-fps_mode', 'passthrough', '-flush_packets', '1',
+		'-f', 'rawvideo', 'pipe:1',
+	];
+}
+
+/**
+ * The benchmark's fixture clip (src/harness/fixtures.ts): FFmpeg's test pattern
+ * with the frame number drawn as a barcode of `barcodeBits` blocks in the top
+ * sixth, encoded to an IVF (VP8) or Annex B (H264) file with a keyframe every
+ * `gop` frames. VP8 is error-resilient (no entropy state carried between
+ * frames), so a keyframe spliced in by the synthetic broadcaster leaves the
+ * following frames decodable.
+ */
+export function fixtureClipArgs(options: {
+	codec: 'VP8' | 'H264';
+	width: number;
+	height: number;
+	fps: number;
+	frames: number;
+	bitrateKbps: number;
+	gop: number;
+	barcodeBits: number;
+	output: string;
+}): string[] {
+	const { codec, width, height, fps, frames, bitrateKbps, gop, barcodeBits, output } = options;
+	const barcode = `geq=lum='if(lt(Y,H/6),255*bitand(floor(N/pow(2,floor(X*${barcodeBits}/W))),1),lum(X,Y))':cb='cb(X,Y)':cr='cr(X,Y)'`;
+	return [
+		'-hide_banner', '-loglevel', 'error', '-y',
+		'-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`,
+		'-vf', barcode,
+		'-frames:v', String(frames),
+		...(codec === 'VP8'
+			? ['-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-lag-in-frames', '0', '-auto-alt-ref', '0', '-error-resilient', '1']
+			: ['-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'baseline', '-bf', '0', '-sc_threshold', '0',
+				'-x264-params', 'aud=1:repeat-headers=1', '-pix_fmt', 'yuv420p']),
+		'-b:v', `${bitrateKbps}k`, '-g', String(gop), '-keyint_min', String(gop),
+		'-f', codec === 'VP8' ? 'ivf' : 'h264', output,
+	];
+}
+
+/** The benchmark's Opus fixture: a 440 Hz tone in 20 ms packets, in an Ogg file. */
+export function opusFixtureArgs(options: { seconds: number; output: string }): string[] {
+	return [
+		'-hide_banner', '-loglevel', 'error', '-y',
+		'-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${options.seconds}`,
+		'-c:a', 'libopus', '-b:a', '48k', '-frame_duration', '20', '-application', 'lowdelay', '-f', 'ogg', options.output,
+	];
+}

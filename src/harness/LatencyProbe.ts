@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Broadcast } from '../Broadcast.js';
+import { barcodeReaderArgs } from '../ffmpeg/args.js';
 import { ffmpegInputSdp } from '../ffmpeg/inputSdp.js';
 import type { PortPair, PortPool } from '../ports/PortPool.js';
 import { waitForUdpBind } from '../ports/waitForUdpBind.js';
@@ -44,16 +45,7 @@ export class LatencyProbe {
 			const sdp = ffmpegInputSdp(viewer.consumers[0]!.rtpParameters, '127.0.0.1', pair.rtp);
 			const child = spawn(
 				ffmpegPath,
-				[
-					'-hide_banner', '-loglevel', 'error', '-nostdin',
-					'-protocol_whitelist', 'pipe,udp,rtp',
-					'-fflags', '+nobuffer+discardcorrupt', '-flags', 'low_delay',
-					'-analyzeduration', '500000', '-probesize', '500000', '-fpsprobesize', '0',
-					'-f', 'sdp', '-i', 'pipe:0',
-					'-vf', `crop=iw:ih/6:0:0,scale=${BARCODE_BITS}:1:flags=area,format=gray`,
-					'-fps_mode', 'passthrough', '-flush_packets', '1',
-					'-f', 'rawvideo', 'pipe:1',
-				],
+				barcodeReaderArgs({ barcodeBits: BARCODE_BITS }),
 				{ stdio: ['pipe', 'pipe', 'ignore'] },
 			);
 			child.stdin!.end(sdp);

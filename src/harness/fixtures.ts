@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fixtureClipArgs, opusFixtureArgs } from '../ffmpeg/args.js';
 import { resolveFfmpeg } from '../ffmpeg/binary.js';
 
 export const FIXTURE_DIR = fileURLToPath(new URL('../../fixtures/generated/', import.meta.url));
@@ -37,27 +38,10 @@ export function ensureClip(spec: ClipSpec, ffmpegPath?: string): { codec: 'VP8' 
 	mkdirSync(FIXTURE_DIR, { recursive: true });
 	const ffmpeg = resolveFfmpeg(ffmpegPath).path;
 	const frames = spec.fps * spec.seconds;
-	const barcode = `geq=lum='if(lt(Y,H/6),255*bitand(floor(N/pow(2,floor(X*${BARCODE_BITS}/W))),1),lum(X,Y))':cb='cb(X,Y)':cr='cr(X,Y)'`;
 	const encode = (out: string, gop: number): void => {
 		const partial = `${out}.partial`;
-		const result = spawnSync(
-			ffmpeg,
-			[
-				'-hide_banner', '-loglevel', 'error', '-y',
-				'-f', 'lavfi', '-i', `testsrc2=size=${spec.width}x${spec.height}:rate=${spec.fps}`,
-				'-vf', barcode,
-				'-frames:v', String(frames),
-				...(codec === 'VP8'
-					? // Error-resilient: no entropy state carried between frames, so a spliced-in keyframe
-						// leaves the following frames decodable (otherwise the decoder reads them as garbage).
-						['-c:v', 'libvpx', '-deadline', 'good', '-cpu-used', '4', '-lag-in-frames', '0', '-auto-alt-ref', '0', '-error-resilient', '1']
-					: ['-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'baseline', '-bf', '0', '-sc_threshold', '0',
-						'-x264-params', 'aud=1:repeat-headers=1', '-pix_fmt', 'yuv420p']),
-				'-b:v', `${spec.bitrateKbps}k`, '-g', String(gop), '-keyint_min', String(gop),
-				'-f', codec === 'VP8' ? 'ivf' : 'h264', partial,
-			],
-			{ encoding: 'utf8' },
-		);
+		const args = fixtureClipArgs({ codec, width: spec.width, height: spec.height, fps: spec.fps, frames, bitrateKbps: spec.bitrateKbps, gop, barcodeBits: BARCODE_BITS, output: partial });
+		const result = spawnSync(ffmpeg, args, { encoding: 'utf8' });
 		if (result.status !== 0) throw new Error(`could not generate fixture ${out}: ${result.stderr}`);
 		renameSync(partial, out);
 	};
@@ -72,12 +56,7 @@ export function ensureOpusClip(seconds: number, ffmpegPath?: string): string {
 	if (existsSync(file)) return file;
 	mkdirSync(FIXTURE_DIR, { recursive: true });
 	const partial = `${file}.partial`;
-	const result = spawnSync(
-		resolveFfmpeg(ffmpegPath).path,
-		['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${seconds}`,
-			'-c:a', 'libopus', '-b:a', '48k', '-frame_duration', '20', '-application', 'lowdelay', '-f', 'ogg', partial],
-		{ encoding: 'utf8' },
-	);
+	const result = spawnSync(resolveFfmpeg(ffmpegPath).path, opusFixtureArgs({ seconds, output: partial }), { encoding: 'utf8' });
 	if (result.status !== 0) throw new Error(`could not generate fixture ${file}: ${result.stderr}`);
 	renameSync(partial, file);
 	return file;
