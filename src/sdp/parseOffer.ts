@@ -1,6 +1,7 @@
 import sdpTransform from 'sdp-transform';
 import type { types as ms } from 'mediasoup';
 import { InvalidSdpError } from '../errors.js';
+import { checkCodecName, checkFingerprint, checkIceCredential, checkMid, checkRid, integerIn, isToken, parseFmtp, text } from './offerChecks.js';
 
 /** One m= section of a WebRTC offer, with what the relay needs of it. */
 export interface OfferMedia {
@@ -43,15 +44,73 @@ export interface ParsedOffer {
 }
 
 const MAX_SDP_BYTES = 64 * 1024;
+const MAX_SECTIONS = 16;
+const MAX_SSRC = 2 ** 32 - 1;
+const DIRECTIONS = new Set(['sendrecv', 'recvonly', 'sendonly', 'inactive']);
+const SETUPS = new Set(['actpass', 'active', 'passive']);
 
 function mediaKind(type: string): ms.MediaKind | undefined {
 	return type === 'audio' || type === 'video' ? type : undefined;
 }
 
+/** The codecs of one section, every rtpmap/fmtp/rtcp-fb value checked; a payload type mapped twice is an error. */
+function sectionCodecs(section: sdpTransform.MediaDescription, kind: ms.MediaKind, where: string): ms.RtpCodecCapability[] {
+	const formats = text(section.payloads)?.trim() ?? '';
+	const payloads = formats ? formats.split(/\s+/).map((p) => integerIn(p, 0, 127)) : [];
+	if (payloads.some((p) => p === undefined)) throw new InvalidSdpError(`${where}: the m= line lists "${formats.slice(0, 60)}"; formats must be payload types 0-127`);
+	const seen = new Set<number>();
+	return (section.rtp ?? []).map((rtp) => {
+		const payloadType = integerIn(rtp.payload, 0, 127);
+		if (payloadType === undefined) throw new InvalidSdpError(`${where}: a=rtpmap:${text(rtp.payload) ?? ''} is not a payload type 0-127`);
+		if (seen.has(payloadType)) throw new InvalidSdpError(`${where}: payload type ${payloadType} has two a=rtpmap lines`);
+		seen.add(payloadType);
+		const name = checkCodecName(rtp.codec, `${where}, a=rtpmap:${payloadType}`);
+		const clockRate = integerIn(rtp.rate, 1, 10_000_000);
+		if (clockRate === undefined) throw new InvalidSdpError(`${where}: a=rtpmap:${payloadType} ${name} has no valid clock rate (e.g. ${name}/90000)`);
+		let channels = 1;
+		if (kind === 'audio' && rtp.encoding !== undefined) {
+			const parsed = integerIn(rtp.encoding, 1, 8);
+			if (parsed === undefined) throw new InvalidSdpError(`${where}: a=rtpmap:${payloadType} ${name} has an invalid channel count`);
+			channels = parsed;
+		}
+		const fmtp = (section.fmtp ?? []).find((f) => integerIn(f.payload, 0, 127) === payloadType);
+		const rtcpFeedback = (section.rtcpFb ?? [])
+			.filter((fb) => fb.payload === '*' || integerIn(fb.payload, 0, 127) === payloadType)
+			.filter((fb) => isToken(fb.type) && (fb.subtype === undefined || isToken(fb.subtype)))
+			.map((fb) => ({ type: fb.type, parameter: fb.subtype ?? '' }));
+		return {
+			kind,
+			mimeType: `${kind}/${name}`,
+			preferredPayloadType: payloadType,
+			clockRate,
+			...(kind === 'audio' ? { channels } : {}),
+			parameters: fmtp ? parseFmtp(fmtp.config) : {},
+			rtcpFeedback,
+		};
+	});
+}
+
+/** Header extensions with ids mediasoup takes (1-255, each once); an unusable id is an error. */
+function sectionExtensions(section: sdpTransform.MediaDescription, kind: ms.MediaKind, where: string): ms.RtpHeaderExtension[] {
+	const ids = new Set<number>();
+	return (section.ext ?? []).map((ext) => {
+		const id = integerIn(ext.value, 1, 255);
+		if (id === undefined) throw new InvalidSdpError(`${where}: a=extmap:${text(ext.value) ?? ''} has no valid id (1-255)`);
+		if (ids.has(id)) throw new InvalidSdpError(`${where}: a=extmap id ${id} is used twice`);
+		ids.add(id);
+		const uri = text(ext.uri) ?? '';
+		if (!/^\S{1,256}$/.test(uri)) throw new InvalidSdpError(`${where}: a=extmap:${id} has no valid URI`);
+		return { kind, uri, preferredId: id };
+	});
+}
+
 /**
  * Parses a WebRTC offer (from a browser, werift, OBS…) with sdp-transform and
- * checks it has what a DTLS-SRTP peer must have. Throws InvalidSdpError with a
- * message that names the missing part.
+ * checks every value the relay uses before it reaches sdp-transform's helpers
+ * or mediasoup: payload types, clock rates, fmtp parameters, header extension
+ * ids, MIDs and SSRCs (each unique across the offer, as mediasoup requires),
+ * RIDs, the DTLS fingerprint and setup role. Throws InvalidSdpError (HTTP 400)
+ * with a message that names the line to fix.
  */
 export function parseOffer(sdp: string): ParsedOffer {
 	if (typeof sdp !== 'string' || sdp.trim().length === 0) throw new InvalidSdpError('SDP offer is empty; send an SDP offer as the body');
@@ -65,54 +124,73 @@ export function parseOffer(sdp: string): ParsedOffer {
 		throw new InvalidSdpError(`SDP offer does not parse: ${(error as Error).message}`, { cause: error });
 	}
 	if (!Array.isArray(session.media) || session.media.length === 0) throw new InvalidSdpError('SDP offer has no m= sections');
+	if (session.media.length > MAX_SECTIONS) throw new InvalidSdpError(`SDP offer has more than ${MAX_SECTIONS} m= sections`);
 
-	const fingerprint = session.fingerprint ?? session.media.find((m) => m.fingerprint)?.fingerprint;
-	if (!fingerprint) throw new InvalidSdpError('SDP offer has no a=fingerprint; WebRTC needs DTLS');
-	const setup = session.setup ?? session.media.find((m) => m.setup)?.setup ?? 'actpass';
+	const fingerprint = checkFingerprint(session.fingerprint ?? session.media.find((m) => m.fingerprint)?.fingerprint);
+	const setup = text(session.setup ?? session.media.find((m) => m.setup)?.setup) ?? 'actpass';
+	if (!SETUPS.has(setup)) throw new InvalidSdpError(`a=setup:${setup.slice(0, 20)} is not valid; an offer says a=setup:actpass`);
+	const iceUfrag = checkIceCredential(session.iceUfrag ?? session.media[0]?.iceUfrag, 'ice-ufrag');
+	const icePwd = checkIceCredential(session.icePwd ?? session.media[0]?.icePwd, 'ice-pwd');
 
 	const media: OfferMedia[] = [];
+	const mids = new Set<string>();
+	const ssrcOwners = new Map<number, string>();
 	session.media.forEach((section, index) => {
+		const where = `m= section ${index + 1}`;
+		if (!isToken(section.type) || integerIn(section.port, 0, 65535) === undefined || !isToken(section.protocol)) {
+			throw new InvalidSdpError(`${where}: the m= line is not "m=<media> <port> <protocol> <formats>"`);
+		}
+		const mid = section.mid !== undefined ? checkMid(section.mid, where) : String(index);
+		if (mids.has(mid)) throw new InvalidSdpError(`two m= sections have mid ${mid}; give each its own a=mid`);
+		mids.add(mid);
 		const kind = mediaKind(section.type);
 		if (!kind) return; // data channels and others are ignored (rejected in the answer)
-		const fbFor = (pt: number): ms.RtcpFeedback[] =>
-			(section.rtcpFb ?? [])
-				.filter((fb) => fb.payload === '*' || Number(fb.payload) === pt)
-				.map((fb) => ({ type: fb.type, parameter: fb.subtype ?? '' }));
-		const codecs: ms.RtpCodecCapability[] = (section.rtp ?? []).map((rtp) => {
-			const fmtp = (section.fmtp ?? []).find((f) => f.payload === rtp.payload);
-			const parameters = fmtp ? (sdpTransform.parseParams(fmtp.config) as Record<string, string | number>) : {};
-			return {
-				kind,
-				mimeType: `${kind}/${rtp.codec}`,
-				preferredPayloadType: rtp.payload,
-				clockRate: rtp.rate ?? (kind === 'audio' ? 8000 : 90000),
-				...(kind === 'audio' ? { channels: rtp.encoding ?? 1 } : {}),
-				parameters,
-				rtcpFeedback: fbFor(rtp.payload),
-			};
-		});
+		const direction = text(section.direction ?? session.direction) ?? 'sendrecv';
+		if (!DIRECTIONS.has(direction)) throw new InvalidSdpError(`${where}: direction ${direction} is not valid`);
+
+		const codecs = sectionCodecs(section, kind, where);
 		const ssrcs: number[] = [];
 		let cname: string | undefined;
 		let msid: string | undefined;
 		for (const line of section.ssrcs ?? []) {
-			const ssrc = Number(line.id);
+			const ssrc = integerIn(line.id, 0, MAX_SSRC);
+			if (ssrc === undefined) throw new InvalidSdpError(`${where}: a=ssrc:${text(line.id)?.slice(0, 20) ?? ''} is not an SSRC (0-${MAX_SSRC})`);
+			const owner = ssrcOwners.get(ssrc);
+			if (owner !== undefined && owner !== mid) throw new InvalidSdpError(`SSRC ${ssrc} is in m= sections ${owner} and ${mid}; each SSRC belongs to one`);
+			ssrcOwners.set(ssrc, mid);
 			if (!ssrcs.includes(ssrc)) ssrcs.push(ssrc);
-			if (line.attribute === 'cname' && !cname) cname = String(line.value);
-			if (line.attribute === 'msid' && !msid) msid = String(line.value);
+			const value = text(line.value);
+			if (line.attribute === 'cname' && !cname && value && /^\S{1,255}$/.test(value)) cname = value;
+			if (line.attribute === 'msid' && !msid && value && value.length <= 255) msid = value;
 		}
 		const rtxPairs = (section.ssrcGroups ?? [])
 			.filter((g) => g.semantics === 'FID')
-			.map((g) => g.ssrcs.split(/\s+/).map(Number) as [number, number]);
+			.map((g) => {
+				const pair = (text(g.ssrcs) ?? '').trim().split(/\s+/).map((s) => integerIn(s, 0, MAX_SSRC));
+				if (pair.length !== 2 || pair.some((s) => s === undefined) || pair[0] === pair[1]) {
+					throw new InvalidSdpError(`${where}: a=ssrc-group:FID needs two different SSRCs (media, then RTX)`);
+				}
+				for (const ssrc of pair as number[]) {
+					const owner = ssrcOwners.get(ssrc);
+					if (owner !== undefined && owner !== mid) throw new InvalidSdpError(`SSRC ${ssrc} is in m= sections ${owner} and ${mid}; each SSRC belongs to one`);
+					ssrcOwners.set(ssrc, mid);
+				}
+				return pair as [number, number];
+			});
+		const rids = (section.rids ?? []).filter((r) => r.direction === 'send').map((r) => checkRid(r.id, where));
+		if (new Set(rids).size !== rids.length) throw new InvalidSdpError(`${where}: a RID is listed twice`);
+		const sectionMsid = section.msid?.[0];
+		const msidLine = sectionMsid ? `${text(sectionMsid.id) ?? ''} ${text(sectionMsid.appdata) ?? ''}`.trim() : undefined;
 		media.push({
-			mid: section.mid !== undefined ? String(section.mid) : String(index),
+			mid,
 			kind,
-			direction: section.direction ?? session.direction ?? 'sendrecv',
+			direction: direction as OfferMedia['direction'],
 			codecs,
-			headerExtensions: (section.ext ?? []).map((ext) => ({ kind, uri: ext.uri, preferredId: ext.value })),
+			headerExtensions: sectionExtensions(section, kind, where),
 			ssrcs,
 			rtxPairs,
-			rids: (section.rids ?? []).filter((r) => r.direction === 'send').map((r) => String(r.id)),
-			msid: msid ?? (section.msid?.[0] ? `${section.msid[0].id} ${section.msid[0].appdata ?? ''}`.trim() : undefined),
+			rids,
+			msid: msid ?? (msidLine && msidLine.length <= 255 ? msidLine : undefined),
 			cname,
 			raw: section,
 		});
@@ -122,8 +200,8 @@ export function parseOffer(sdp: string): ParsedOffer {
 	const role: ms.DtlsRole = setup === 'active' ? 'client' : 'server';
 	return {
 		media,
-		dtlsParameters: { role, fingerprints: [{ algorithm: fingerprint.type.toLowerCase() as ms.DtlsFingerprint['algorithm'], value: fingerprint.hash }] },
-		iceUfrag: session.iceUfrag ?? session.media[0]?.iceUfrag,
-		icePwd: session.icePwd ?? session.media[0]?.icePwd,
+		dtlsParameters: { role, fingerprints: [fingerprint] },
+		...(iceUfrag ? { iceUfrag } : {}),
+		...(icePwd ? { icePwd } : {}),
 	};
 }
