@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultBenchOptions, runBench, SCENARIOS } from '../src/harness/bench.js';
-import { writeReport } from '../src/harness/report.js';
+import { markdownReport, writeReport } from '../src/harness/report.js';
 import { ffmpegChildren } from './helpers/fixture.js';
 
 describe('benchmark harness (smoke run)', () => {
@@ -32,7 +32,19 @@ describe('benchmark harness (smoke run)', () => {
 		// The point of the relay, even in a 3-second run: the storm stops at the re-encoder.
 		expect(storm('relay').keyframeRequestsToBroadcaster).toBeLessThan(storm('baseline').keyframeRequestsToBroadcaster);
 		expect(storm('relay').endToEndLatencyMs.samples).toBeGreaterThan(0);
-		expect(report.scenarios.find((r) => r.scenario === 'ffmpeg-kill' && r.mode === 'relay')!.events.join()).toMatch(/killed the re-encoder/);
+		const killed = report.scenarios.find((r) => r.scenario === 'ffmpeg-kill' && r.mode === 'relay')!;
+		expect(killed.events.join()).toMatch(/killed the re-encoder/);
+		// The report follows the re-encoder across its restart: CPU of both FFmpeg processes, never negative; the restart counted.
+		expect(killed.reencoder!.restarts).toBeGreaterThanOrEqual(1);
+		expect(killed.reencoder!.processes).toBeGreaterThanOrEqual(2);
+		expect(killed.events.join()).toMatch(/re-encoder FFmpeg restarted/);
+		expect(markdownReport(report)).toMatch(/re-encoder FFmpeg restarts/);
+		for (const result of report.scenarios) {
+			expect(result.reencoderCpuCores, `${result.scenario} ${result.mode}`).toBeGreaterThanOrEqual(0);
+			expect(result.workerCpuCores, `${result.scenario} ${result.mode}`).toBeGreaterThanOrEqual(0);
+			if (result.mode === 'relay') expect(result.reencoder, result.scenario).toBeDefined();
+			else expect(result.reencoder, result.scenario).toBeUndefined();
+		}
 		expect(report.scenarios.find((r) => r.scenario === 'worker-kill' && r.mode === 'relay')!.events.join()).toMatch(/viewers reported lost/);
 		expect(report.saturation.map((s) => s.mode)).toEqual(['relay', 'baseline']);
 		for (const ramp of report.saturation) expect(ramp.steps.length).toBeGreaterThan(0);

@@ -1,4 +1,7 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { CpuMeter } from '../src/harness/procStats.js';
 import { ensureClip, ensureOpusClip } from '../src/harness/fixtures.js';
 import { isIdr, nalType, packetizeH264, readH264AccessUnits, splitAnnexB } from '../src/harness/h264.js';
 import { readIvf, isVp8Keyframe } from '../src/harness/ivf.js';
@@ -6,7 +9,7 @@ import { LossyProxy, seededRandom } from '../src/harness/LossyProxy.js';
 import { readOggOpusPackets } from '../src/harness/ogg.js';
 import { SyntheticBroadcaster } from '../src/harness/SyntheticBroadcaster.js';
 import { percentiles } from '../src/harness/bench.js';
-import { useRelayFixture } from './helpers/fixture.js';
+import { sleep, useRelayFixture } from './helpers/fixture.js';
 
 const small = { width: 320, height: 180, fps: 15, bitrateKbps: 300, seconds: 10 };
 
@@ -84,3 +87,46 @@ describe('synthetic broadcaster', () => {
 		}
 	});
 });
+
+describe('CPU meter', () => {
+	const busy = (): ChildProcess => spawn(process.execPath, ['-e', 'const end = Date.now() + 10000; while (Date.now() < end) {}'], { stdio: 'ignore' });
+	const kill = async (child: ChildProcess): Promise<void> => {
+		if (child.exitCode !== null || child.signalCode !== null) return;
+		child.kill('SIGKILL');
+		await once(child, 'exit');
+	};
+
+	it('a metered process that dies reads as what it used, never as negative CPU', async () => {
+		const child = busy();
+		try {
+			await sleep(500); // it has used CPU before the meter starts
+			const meter = new CpuMeter();
+			meter.start([child.pid!]);
+			await kill(child); // /proc now has nothing for it: a naive meter subtracts its earlier CPU from 0
+			expect(meter.read()).toBeGreaterThanOrEqual(0);
+		} finally {
+			await kill(child);
+		}
+	});
+
+	it('follows a process that is killed and restarted: both count', async () => {
+		let current = busy();
+		const children = [current];
+		try {
+			const meter = new CpuMeter();
+			meter.start(() => (current.exitCode === null && current.signalCode === null ? [current.pid!] : []));
+			await sleep(400);
+			meter.sample();
+			await kill(current);
+			current = busy();
+			children.push(current);
+			await sleep(400);
+			const cores = meter.read();
+			expect(meter.processes).toBe(2);
+			expect(cores).toBeGreaterThan(0);
+		} finally {
+			await Promise.all(children.map(kill));
+		}
+	});
+});
+

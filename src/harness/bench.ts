@@ -70,7 +70,10 @@ export interface ScenarioResult {
 	workerMemoryMiB: number;
 	/** Node process (control plane plus this harness's own werift peers). */
 	nodeMemoryMiB: number;
+	/** The re-encoder's FFmpeg processes (video), summed across restarts; 0 in baseline mode. */
 	reencoderCpuCores: number;
+	/** Video re-encoder over the run: FFmpeg restarts, FFmpeg processes seen, and its state at the end. Absent in baseline mode. */
+	reencoder?: { restarts: number; processes: number; runningAtEnd: boolean; fpsAtEnd: number };
 	events: string[];
 }
 
@@ -175,22 +178,32 @@ async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOpt
 		});
 		relay.on('viewerslost', ({ viewerIds }) => events.push(`worker died: ${viewerIds.length} viewers reported lost`));
 
-		const workerPids = () => relay.pool.slots.map((s) => s.worker.pid);
-		const reencoderPid = broadcast.reencoder('video')?.pid;
+		// The processes change under the meters (a killed FFmpeg is restarted, a dead worker replaced): meter whichever run now.
 		const workerCpu = new CpuMeter();
 		const reencoderCpu = new CpuMeter();
-		workerCpu.start(workerPids());
-		reencoderCpu.start(reencoderPid ? [reencoderPid] : []);
+		workerCpu.start(() => relay.pool.slots.filter((s) => !s.worker.died && !s.worker.closed).map((s) => s.worker.pid));
+		reencoderCpu.start(() => {
+			const pid = broadcast.reencoder('video')?.pid;
+			return pid ? [pid] : [];
+		});
 		await sink.reset();
 		const requestsBefore = broadcaster.keyframeRequests;
 		const bytesBefore = broadcaster.bytesSent;
 		const started = performance.now();
 		const durationMs = options.durationSeconds * 1000;
+		let restarts = 0;
+		broadcast.on('reencoderrestarted', ({ kind, restarts: count }) => {
+			if (kind !== 'video') return;
+			restarts += 1;
+			events.push(`re-encoder FFmpeg restarted (restart ${count}) at ${((performance.now() - started) / 1000).toFixed(1)} s`);
+		});
 
 		let tick = 0;
 		while (performance.now() - started < durationMs) {
 			await sleep(500);
 			tick += 1;
+			workerCpu.sample();
+			reencoderCpu.sample();
 			options.onProgress?.({ label: `${scenario} · ${mode}`, done: performance.now() - started, total: durationMs });
 			if (scenario === 'churn') {
 				// Sinks: a tenth of them leave and join each second; werift: one leaves and joins each second.
@@ -237,6 +250,7 @@ async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOpt
 		const viewerCount = options.sinkViewers + options.weriftViewers;
 		const ttff = weriftViewers.map((v) => v.timeToFirstFrame);
 		const workerMemory = relay.pool.slots.reduce((sum, s) => sum + rssBytes(s.worker.pid), 0);
+		const videoReencoder = mode === 'relay' ? (await broadcast.getStats()).reencoders.find((r) => r.kind === 'video') : undefined;
 		return {
 			scenario,
 			mode,
@@ -258,6 +272,9 @@ async function runScenario(scenario: ScenarioName, mode: Mode, options: BenchOpt
 			workerMemoryMiB: workerMemory / 2 ** 20,
 			nodeMemoryMiB: rssBytes(process.pid) / 2 ** 20,
 			reencoderCpuCores: reencoder,
+			...(mode === 'relay'
+				? { reencoder: { restarts, processes: reencoderCpu.processes, runningAtEnd: videoReencoder?.running ?? false, fpsAtEnd: videoReencoder?.fps ?? 0 } }
+				: {}),
 			events,
 		};
 	} finally {

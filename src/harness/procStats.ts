@@ -23,22 +23,58 @@ export function rssBytes(pid: number): number {
 	}
 }
 
-/** Measures the CPU share (1 = one core) of a set of processes between start() and stop(). */
+/**
+ * Measures the CPU share (1 = one core) of a changing set of processes
+ * between start() and read(): a re-encoder's FFmpeg that is killed and
+ * restarted, a mediasoup worker that dies and is replaced. The processes are
+ * sampled (call sample() every so often; read() samples too): each counts
+ * from its first sample, or from 0 when it appeared after start(), to its
+ * last one, so a process that vanishes keeps what it had used and one that
+ * appears counts in full. The CPU a process used between its last sample
+ * and its death is not counted (at most one sampling interval).
+ */
 export class CpuMeter {
-	#pids: number[] = [];
-	#cpu = 0;
+	#pids: () => number[] = () => [];
+	readonly #from = new Map<number, number>();
+	readonly #last = new Map<number, number>();
 	#at = 0;
+	#processes = 0;
 
-	start(pids: number[]): void {
-		this.#pids = pids;
-		this.#cpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+	/** `pids`: the processes to meter, or a function giving the current ones (called at each sample). */
+	start(pids: number[] | (() => number[])): void {
+		this.#pids = typeof pids === 'function' ? pids : () => pids;
+		this.#from.clear();
+		this.#last.clear();
+		for (const pid of this.#pids()) {
+			const cpu = cpuSeconds(pid);
+			this.#from.set(pid, cpu);
+			this.#last.set(pid, cpu);
+		}
 		this.#at = performance.now();
 	}
 
-	/** Cores used on average since start(). */
+	/** Reads the current processes' CPU; new ones count from 0. */
+	sample(): void {
+		for (const pid of this.#pids()) {
+			const cpu = cpuSeconds(pid);
+			if (!this.#from.has(pid)) this.#from.set(pid, 0);
+			// A process that has just exited reads 0: keep its last value.
+			if (cpu > (this.#last.get(pid) ?? 0)) this.#last.set(pid, cpu);
+		}
+		this.#processes = this.#from.size;
+	}
+
+	/** Processes seen since start() (more than the current ones after a restart). */
+	get processes(): number {
+		return this.#processes;
+	}
+
+	/** Cores used on average since start(); never negative. */
 	read(): number {
+		this.sample();
 		const seconds = (performance.now() - this.#at) / 1000;
-		const cpu = this.#pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - this.#cpu;
+		let cpu = 0;
+		for (const [pid, from] of this.#from) cpu += Math.max(0, (this.#last.get(pid) ?? from) - from);
 		return seconds > 0 ? cpu / seconds : 0;
 	}
 }

@@ -24,7 +24,10 @@ const ROWS: Array<{ label: string; value: (r: ScenarioResult) => number; digits?
 	{ label: 'worker CPU (cores)', value: (r) => r.workerCpuCores, digits: 2 },
 	{ label: 'worker CPU per 100 viewers (cores)', value: (r) => r.workerCpuPer100Viewers, digits: 3 },
 	{ label: 'worker memory (MiB)', value: (r) => r.workerMemoryMiB, digits: 0 },
-	{ label: 're-encoder CPU (cores)', value: (r) => r.reencoderCpuCores, digits: 2 },
+	{ label: 're-encoder CPU (cores, across restarts)', value: (r) => r.reencoderCpuCores, digits: 2 },
+	{ label: 're-encoder FFmpeg restarts', value: (r) => r.reencoder?.restarts ?? Number.NaN, digits: 0 },
+	{ label: 're-encoder running at the end (1 = yes)', value: (r) => (r.reencoder ? (r.reencoder.runningAtEnd ? 1 : 0) : Number.NaN), digits: 0 },
+	{ label: 're-encoder fps at the end', value: (r) => r.reencoder?.fpsAtEnd ?? Number.NaN, digits: 0 },
 ];
 
 export function markdownReport(report: BenchReport): string {
