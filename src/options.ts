@@ -48,9 +48,14 @@ export const relayOptionsSchema = z
 		/** RTC (viewer and broadcaster) UDP/TCP ports of the workers. Default 40000-49999. */
 		rtcMinPort: port.default(40000),
 		rtcMaxPort: port.default(49999),
-		/** Local UDP ports for FFmpeg's sockets (two pairs per re-encoded track). Default 50000-50999. */
-		ffmpegMinPort: port.default(50000),
-		ffmpegMaxPort: port.default(50999),
+		/**
+		 * Local UDP ports for FFmpeg's sockets (two pairs per re-encoded track), on loopback.
+		 * Keep them out of the kernel's ephemeral range (Linux: 32768-60999), where any
+		 * program's unbound socket could take one between the pool's check and FFmpeg's bind.
+		 * Default 61000-61999.
+		 */
+		ffmpegMinPort: port.default(61000),
+		ffmpegMaxPort: port.default(61999),
 		/** FFmpeg binary; default: BROADCAST_RELAY_FFMPEG, then ffmpeg-static, then ffmpeg on PATH. */
 		ffmpegPath: z.string().min(1).optional(),
 		/** IP the viewer and broadcaster transports listen on. Default "127.0.0.1". */

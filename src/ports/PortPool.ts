@@ -89,7 +89,11 @@ export class PortPool {
 			);
 		}
 		this.#options = options;
-		this.#cursor = min + (min % 2);
+		// Start at a random pair: two relays on one host (or a relay restarting while its
+		// old FFmpegs still exit) would otherwise both reach for the range's first pair.
+		const firstEven = min + (min % 2);
+		const pairs = Math.max(1, Math.floor((max - firstEven + 1) / 2));
+		this.#cursor = firstEven + 2 * Math.floor(Math.random() * pairs);
 	}
 
 	get inUse(): number {
@@ -99,6 +103,16 @@ export class PortPool {
 	get capacity(): number {
 		const firstEven = this.#options.min + (this.#options.min % 2);
 		return Math.max(0, Math.floor((this.#options.max - firstEven + 1) / 2)) * 2;
+	}
+
+	/**
+	 * Whether FFmpeg can still bind a lent pair. A pair is checked when it is lent, but
+	 * FFmpeg binds it later (and again at every restart): another program may have
+	 * taken a port in between, and FFmpeg would then fail to start on it for ever.
+	 */
+	async stillFree(pair: PortPair): Promise<boolean> {
+		const { host } = this.#options;
+		return (await udpPortFree(host, pair.rtp)) && (await udpPortFree(host, pair.rtcp));
 	}
 
 	/** Lends a free pair, or throws PortRangeExhaustedError. */

@@ -40,6 +40,10 @@ export interface TrackReencoderStats {
 	bitrateKbps: number;
 	speed: number;
 	framesEncoded: number;
+	/** FFmpeg's RTP input port, on loopback. */
+	inputPort: number;
+	/** Times FFmpeg's input moved to a fresh port pair because another program took its ports. */
+	inputMoves: number;
 }
 
 export interface TrackReencoderEvents {
@@ -74,6 +78,8 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 	#ffmpeg?: FfmpegProcess;
 	#restartLoop?: Promise<void>;
 	#restarts = 0;
+	/** Times FFmpeg's input moved to a fresh port pair because another program took it. */
+	#feedMoves = 0;
 	#lastKeyframeRequest = 0;
 	#progress: FfmpegProgress = { frame: 0, fps: 0, bitrateKbps: 0, speed: 0, dropFrames: 0, dupFrames: 0 };
 	#closed = false;
@@ -129,6 +135,8 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			bitrateKbps: this.#progress.bitrateKbps,
 			speed: this.#progress.speed,
 			framesEncoded: this.#progress.frame,
+			inputPort: this.#inputPorts?.rtp ?? 0,
+			inputMoves: this.#feedMoves,
 		};
 	}
 
@@ -142,23 +150,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 
 		this.#inputPorts = await ports.acquireFeed();
 		this.#outputPorts = await ports.acquire();
-
-		this.#consumerTransport = await sourceRouter.createPlainTransport(feedTransportOptions(this.#inputPorts));
-		try {
-			this.#consumer = await this.#consumerTransport.consume({
-				producerId: source.id,
-				rtpCapabilities: plainReceiverCapabilities(sourceRouter.rtpCapabilities),
-				paused: true,
-			});
-		} catch (error) {
-			if (source.closed) throw new ProducerClosedError(`producer ${source.id} closed while the re-encoder attached to it`);
-			throw error;
-		}
-		this.#consumer.on('producerclose', () => {
-			// Its owner (the pipeline) hears of the source closing from the ingest; this only stops FFmpeg early.
-			this.#logger.warn('broadcaster producer closed under the re-encoder');
-			void this.close();
-		});
+		await this.#openFeedTransport();
 
 		this.#producerTransport = await encoderRouter.createPlainTransport({ listenIp: LOOPBACK, rtcpMux: false, comedia: false });
 		// Only FFmpeg's pinned source ports may produce here (comedia would take whoever sends first).
@@ -170,9 +162,58 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			appData: { reencoded: true },
 		});
 
-		await this.#consumerTransport.connect(feedConnectParams(this.#inputPorts));
 		await this.#spawnFfmpeg();
-		await this.#consumer.resume();
+		await this.#consumer!.resume();
+	}
+
+	/** The PlainTransport and paused consumer that send the broadcaster's RTP to FFmpeg's input ports. */
+	async #openFeedTransport(): Promise<void> {
+		const { source, sourceRouter } = this.#options;
+		const transport = await sourceRouter.createPlainTransport(feedTransportOptions(this.#inputPorts!));
+		this.#consumerTransport = transport;
+		let consumer: ms.Consumer;
+		try {
+			consumer = await transport.consume({
+				producerId: source.id,
+				rtpCapabilities: plainReceiverCapabilities(sourceRouter.rtpCapabilities),
+				paused: true,
+			});
+		} catch (error) {
+			if (source.closed) throw new ProducerClosedError(`producer ${source.id} closed while the re-encoder attached to it`);
+			throw error;
+		}
+		this.#consumer = consumer;
+		consumer.on('producerclose', () => {
+			// Its owner (the pipeline) hears of the source closing from the ingest; this only stops FFmpeg early.
+			this.#logger.warn('broadcaster producer closed under the re-encoder');
+			void this.close();
+		});
+		await transport.connect(feedConnectParams(this.#inputPorts!));
+	}
+
+	/**
+	 * Before a restart: if another program took FFmpeg's input ports while FFmpeg was
+	 * down (or before it first bound them), FFmpeg would fail to bind them at every
+	 * restart, and viewers would never see a frame again. Move the input to a fresh
+	 * pair with a new feeding transport; the re-encoded producer, and so every
+	 * viewer's consumer, stays as it is.
+	 */
+	async #moveFeedIfTaken(): Promise<void> {
+		const { ports } = this.#options;
+		if (!(await ports.stillFree(this.#outputPorts!))) {
+			// The re-encoded producer's transport listens to exactly these source ports, so they
+			// cannot move without a new producer; say so, and keep retrying until they are freed.
+			this.#logger.error({ port: this.#outputPorts!.rtp }, "another program holds FFmpeg's output port; free it, or close and recreate the broadcast");
+		}
+		if (await ports.stillFree(this.#inputPorts!)) return;
+		const taken = this.#inputPorts!;
+		const fresh = await ports.acquireFeed();
+		this.#consumerTransport?.close();
+		ports.release(taken);
+		this.#inputPorts = fresh;
+		this.#logger.warn({ taken: taken.rtp, moved: fresh.rtp }, "another program took FFmpeg's input port; moving the re-encoder's input");
+		await this.#openFeedTransport();
+		this.#feedMoves += 1;
 	}
 
 	#ffmpegArgs(): string[] {
@@ -255,7 +296,9 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 				const stats = await this.#producer!.getStats().catch(() => []);
 				const received = stats.reduce((sum, s) => sum + (s.packetCount ?? 0), 0);
 				this.#nextSeq = (this.#firstSeq + received) & 0xffff;
+				await this.#moveFeedIfTaken();
 				await this.#spawnFfmpeg();
+				if (this.#consumer!.paused) await this.#consumer!.resume();
 				this.#logger.info({ restarts: this.#restarts, pid: this.#ffmpeg?.pid }, 'ffmpeg restarted');
 				this.emit('restarted', { restarts: this.#restarts, pid: this.#ffmpeg?.pid });
 				return;
