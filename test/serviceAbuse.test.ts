@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { RTCPeerConnection } from 'werift';
 import { loadServiceConfig, type ServiceConfigInput } from '../src/service/config.js';
 import { startService, type Service } from '../src/service/Service.js';
+import { seededRandom } from '../src/harness/LossyProxy.js';
 import { ffmpegChildren } from './helpers/fixture.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 
@@ -158,6 +159,34 @@ describe('service: bad input on every JSON route is a 4xx', () => {
 			expect([400, 422], `${JSON.stringify(body)} -> ${response.status} ${await response.clone().text()}`).toContain(response.status);
 		}
 		expect((await fetch(`${service.url}${sessionUrl}`, { method: 'DELETE' })).status).toBe(204);
+		expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+	});
+
+	it('600 random JSON bodies (seeded) over every JSON route: never a 5xx', async () => {
+		const service = await start({ relay: { broadcastDefaults: { mode: 'baseline', video } } });
+		expect((await json(`${service.url}/api/broadcasts`, 'POST', { id: 'f' })).status).toBe(201);
+		const opened = (await (await json(`${service.url}/api/broadcasts/f/pipe-ingest`, 'POST', { ip: '127.0.0.1', port: 4000 })).json()) as { sessionUrl: string };
+		const random = seededRandom(7);
+		const atoms: unknown[] = [null, true, 0, -1, 1.5, 2 ** 53, 1e308, '', 'x', '0.0.0.0', '::', '127.0.0.1', [], {}, [1], { a: 1 }, 'VP8', 'opus', 'video', 'audio', 96, 65535, 0xffffffff, '__proto__'];
+		const keys = ['id', 'mode', 'video', 'audio', 'codec', 'fps', 'ip', 'port', 'streams', 'sdp', 'kind', 'rtpParameters', 'paused', 'codecs', 'encodings', 'ssrc', 'payloadType', 'mimeType', 'clockRate', 'parameters', '__proto__'];
+		const pick = <T>(list: T[]): T => list[Math.floor(random() * list.length)]!;
+		const value = (depth: number): unknown => {
+			if (depth > 2 || random() < 0.4) return pick(atoms);
+			if (random() < 0.3) return Array.from({ length: Math.floor(random() * 3) }, () => value(depth + 1));
+			return Object.fromEntries(Array.from({ length: 1 + Math.floor(random() * 3) }, () => [pick(keys), value(depth + 1)]));
+		};
+		const routes = ['/api/broadcasts', '/api/broadcasts/f/rtp-ingest', '/api/broadcasts/f/pipe-ingest', `${opened.sessionUrl}/producers`];
+		const failures: string[] = [];
+		for (let i = 0; i < 600; i++) {
+			const route = routes[i % routes.length]!;
+			let body = value(0);
+			// Half of them close to valid, so they get past the first checks.
+			if (route.endsWith('/producers') && random() < 0.5) body = { kind: pick(['audio', 'video']), rtpParameters: { codecs: [value(1) ?? {}], encodings: [value(1) ?? {}] } };
+			if (route.endsWith('/rtp-ingest') && random() < 0.5) body = { streams: [{ codec: pick(atoms), payloadType: pick(atoms), ssrc: pick(atoms) }] };
+			const response = await json(`${service.url}${route}`, 'POST', JSON.stringify(body));
+			if (response.status >= 500) failures.push(`${route} ${JSON.stringify(body)} -> ${response.status} ${await response.text()}`);
+		}
+		expect(failures).toEqual([]);
 		expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
 	});
 
