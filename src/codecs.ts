@@ -1,4 +1,13 @@
 import type { types as ms } from 'mediasoup';
+import {
+	parseSdpProfileLevelId,
+	ProfileBaseline,
+	ProfileConstrainedBaseline,
+	ProfileConstrainedHigh,
+	ProfileHigh,
+	ProfileMain,
+	ProfilePredictiveHigh444,
+} from 'h264-profile-level-id';
 import { UnsupportedCodecError } from './errors.js';
 
 /** Video codecs the relay ingests and the re-encoder can produce. */
@@ -38,24 +47,64 @@ export function codecFromMimeType(mimeType: string): CodecName {
 	}
 }
 
+const H264_PROFILE_NAMES: Record<number, string> = {
+	[ProfileConstrainedBaseline]: 'Constrained Baseline',
+	[ProfileBaseline]: 'Baseline',
+	[ProfileMain]: 'Main',
+	[ProfileConstrainedHigh]: 'Constrained High',
+	[ProfileHigh]: 'High',
+	[ProfilePredictiveHigh444]: 'High 4:4:4 Predictive',
+};
+
+const CLOCK_RATES: Record<CodecName, number> = { VP8: 90000, H264: 90000, opus: 48000 };
+
 /**
- * The supported codec a capability describes, or undefined: VP8, Opus, and
- * H264 only as constrained baseline with packetization-mode 1 (what the
- * routers are made with, and what every browser decodes).
+ * Why the relay does not take a codec capability as offered, or undefined when
+ * it does: VP8 at 90 kHz, Opus at 48 kHz, and H264 only with packetization-mode 1 and the Constrained Baseline profile.
+ *
+ * H264 profiles are matched as mediasoup matches them (the h264-profile-level-id
+ * package mediasoup itself uses), so every spelling of Constrained Baseline is
+ * taken: 42e0xx (browsers), 42c0xx (GStreamer's x264enc and openh264enc), 4240xx,
+ * and Main/Extended ids with the constraint flags that make them CB. Other
+ * profiles are refused, Constrained High (640cxx) among them, although FFmpeg
+ * would decode it: the ingest router carries Constrained Baseline only (mediasoup
+ * refuses a producer whose profile the router lacks), and in baseline mode the
+ * broadcaster's stream goes to viewers as it is, and not every WebRTC viewer
+ * decodes High (Firefox and Safari decode CB, hardware decoders vary). Taking
+ * High in relay mode only would need a second H264 codec on the ingest router and
+ * a mode-aware offer check; the publisher can as well send CB or VP8.
  */
-export function supportedCodecOf(capability: ms.RtpCodecCapability): CodecName | undefined {
+export function unsupportedCodecReason(capability: ms.RtpCodecCapability): string | undefined {
 	let name: CodecName;
 	try {
 		name = codecFromMimeType(capability.mimeType);
-	} catch {
-		return undefined;
+	} catch (error) {
+		return (error as Error).message;
 	}
-	if (name !== 'H264') return name;
+	if (capability.clockRate !== CLOCK_RATES[name]) {
+		return `${name} with clock rate ${capability.clockRate} is not valid; ${name} runs at ${CLOCK_RATES[name]} Hz`;
+	}
+	if (name !== 'H264') return undefined;
 	const params = capability.parameters ?? {};
-	const profile = String(params['profile-level-id'] ?? '42e01f').toLowerCase();
-	// profile_idc 0x42 with constraint_set1: "42e0…" or "4240…".
-	const constrainedBaseline = profile.startsWith('42e0') || profile.startsWith('4240');
-	return Number(params['packetization-mode'] ?? 0) === H264_PARAMETERS['packetization-mode'] && constrainedBaseline ? 'H264' : undefined;
+	if (Number(params['packetization-mode'] ?? 0) !== 1) {
+		return 'H264 needs packetization-mode=1 (non-interleaved), as WebRTC uses it';
+	}
+	const given = params['profile-level-id'];
+	// profile-level-id is hexadecimal; a parser may have turned an all-digit one into a number.
+	const profileLevelId = given === undefined ? undefined : String(given).toLowerCase();
+	const parsed = parseSdpProfileLevelId(profileLevelId === undefined ? {} : { 'profile-level-id': profileLevelId });
+	if (!parsed) return `H264 profile-level-id ${profileLevelId} is not a valid H264 profile-level-id; send Constrained Baseline, e.g. 42e01f`;
+	if (parsed.profile !== ProfileConstrainedBaseline) {
+		const profile = H264_PROFILE_NAMES[parsed.profile] ?? `profile ${parsed.profile}`;
+		return `H264 profile-level-id ${profileLevelId} is ${profile}; the relay takes H264 Constrained Baseline only (e.g. 42e01f or 42c01f, what every WebRTC viewer decodes), or VP8`;
+	}
+	return undefined;
+}
+
+/** The supported codec a capability describes, or undefined (see unsupportedCodecReason for why). */
+export function supportedCodecOf(capability: ms.RtpCodecCapability): CodecName | undefined {
+	if (unsupportedCodecReason(capability) !== undefined) return undefined;
+	return codecFromMimeType(capability.mimeType);
 }
 
 export function kindOf(codec: CodecName): ms.MediaKind {

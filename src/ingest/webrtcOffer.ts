@@ -1,5 +1,5 @@
 import type { types as ms } from 'mediasoup';
-import { mimeTypeOf, supportedCodecOf, type CodecName } from '../codecs.js';
+import { mimeTypeOf, supportedCodecOf, unsupportedCodecReason, type CodecName } from '../codecs.js';
 import { UnsupportedCodecError } from '../errors.js';
 import type { OfferMedia } from '../sdp/parseOffer.js';
 
@@ -35,8 +35,11 @@ export function producerParametersFromOffer(section: OfferMedia): { codec: Codec
 	}
 	if (!chosen) {
 		const offered = section.codecs.map((c) => c.mimeType.split('/')[1]).filter((n) => !/^(rtx|red|ulpfec|flexfec-03)$/i.test(n ?? ''));
+		// Say why a codec of the right name was not taken (an H264 profile, a clock rate).
+		const reasons = new Set(section.codecs.filter((c) => preference.some((p) => c.mimeType.toLowerCase() === mimeTypeOf(p).toLowerCase())).map(unsupportedCodecReason));
+		reasons.delete(undefined);
 		throw new UnsupportedCodecError(
-			`the offer sends ${section.kind} as ${offered.join(', ') || 'nothing'}; publish ${section.kind === 'video' ? 'VP8 or H264 (constrained baseline, packetization-mode 1)' : 'Opus'}`,
+			`the offer sends ${section.kind} as ${offered.join(', ') || 'nothing'}; publish ${section.kind === 'video' ? 'VP8 or H264 (constrained baseline, packetization-mode 1)' : 'Opus'}${reasons.size ? ` (${[...reasons].join('; ')})` : ''}`,
 		);
 	}
 	const { codec, capability } = chosen;
