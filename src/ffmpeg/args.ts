@@ -228,6 +228,8 @@ export function barcodeReaderArgs(options: { barcodeBits: number }): string[] {
 		'-protocol_whitelist', 'pipe,udp,rtp',
 		'-fflags', '+nobuffer+discardcorrupt', '-flags', 'low_delay',
 		'-analyzeduration', '500000', '-probesize', '500000', '-fpsprobesize', '0',
+		// Its sockets on loopback, where the plain viewer it reads sends from.
+		'-localaddr', FFMPEG_LOCAL_ADDRESS,
 		'-f', 'sdp', '-i', 'pipe:0',
 		'-vf', `crop=iw:ih/6:0:0,scale=${options.barcodeBits}:1:flags=area,format=gray`,
 		'-fps_mode', 'passthrough', '-flush_packets', '1',

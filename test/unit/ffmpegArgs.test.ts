@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { audioReencoderArgs, rtpOutputUrl, videoEncoderArgs, videoReencoderArgs } from '../../src/ffmpeg/args.js';
+import { audioReencoderArgs, barcodeReaderArgs, rtpOutputUrl, videoEncoderArgs, videoReencoderArgs } from '../../src/ffmpeg/args.js';
 import { ffmpegInputSdp } from '../../src/ffmpeg/inputSdp.js';
 
 const video = { codec: 'VP8', width: 1280, height: 720, fps: 30, bitrateKbps: 1500, keyframeIntervalSeconds: 2, threads: 2 } as const;
@@ -55,6 +55,8 @@ describe('FFmpeg argument builder', () => {
 			expect(new URL(args.at(-1)!).searchParams.get('localaddr')).toBe('127.0.0.1');
 		}
 		expect(new URL(rtpOutputUrl({ ...target, localAddress: '127.0.0.9' })).searchParams.get('localaddr')).toBe('127.0.0.9');
+		// The benchmark's barcode reader reads a plain viewer on loopback: its sockets stay there too.
+		expect(valueOf(barcodeReaderArgs({ barcodeBits: 24 }), '-localaddr')).toBe('127.0.0.1');
 	});
 
 	it('describes the consumer to FFmpeg in an SDP, with fmtp', () => {
