@@ -112,12 +112,16 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 			restartBackoff: this.#options.restartBackoff,
 			logger: this.#options.logger,
 		});
-		if (this.#closed) {
+		try {
+			if (this.#closed) throw new ClosedError('broadcast encoder');
+			await keyframes.watchReencoded(reencoder.producer);
+			// Closed while the re-encoder started (the pipeline was rebuilt): this one is not wanted any more.
+			if (this.#closed) throw new ClosedError('broadcast encoder');
+		} catch (error) {
 			await reencoder.close();
-			throw new ClosedError('broadcast encoder');
+			throw error;
 		}
 		reencoder.on('restarted', ({ restarts }) => this.emit('reencoderrestarted', { kind, restarts }));
-		await keyframes.watchReencoded(reencoder.producer);
 		const codec: CodecName = kind === 'video' ? broadcast.video.codec : 'opus';
 		this.#set(kind, { source, reencoder, track: { kind, codec, producer: reencoder.producer, router: this.encoderRouter } });
 	}

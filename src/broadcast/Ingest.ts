@@ -180,17 +180,19 @@ export class Ingest extends EventEmitter<IngestEvents> {
 	}
 
 	/**
-	 * Takes over the sources of a retired ingest: each is attached again here
-	 * where its owner can do that. Returns the kinds whose sender must publish again.
+	 * Takes over a source of a retired ingest: attaches it again here where its
+	 * owner can do that. False when its sender must publish again.
 	 */
-	async reattach(sources: IngestSource[]): Promise<ms.MediaKind[]> {
-		const lost: ms.MediaKind[] = [];
-		for (const source of sources) {
-			const again = await source.reattach(this.router);
-			if (again) await this.#withClaim([again.kind], () => this.#adopt(again));
-			else lost.push(source.kind);
+	async reattach(source: IngestSource): Promise<boolean> {
+		const again = await source.reattach(this.router);
+		if (!again) return false;
+		try {
+			await this.#withClaim([again.kind], () => this.#adopt(again));
+		} catch (error) {
+			again.close();
+			throw error;
 		}
-		return lost;
+		return true;
 	}
 
 	/** Closes every source (and so what its owner made for it) and the router. Idempotent. */

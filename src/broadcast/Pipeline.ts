@@ -47,6 +47,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 	#rebuilding?: Promise<void>;
 	/** A worker under the pipeline died and no rebuild pass has started since. */
 	#rebuildFor?: number;
+	/** Sources of retired ingests not yet taken over; kept across passes, so a pass that fails loses none. */
+	readonly #orphans: IngestSource[] = [];
 	#closed = false;
 
 	private constructor(options: PipelineOptions) {
@@ -124,9 +126,8 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 		const { pool } = this.#options.context;
 		if (pool.liveSlots.length === 0) await pool.whenSettled();
 		const workers = this.#options.context.pickWorkers();
-		let orphans: IngestSource[] = [];
 		if (this.#ingest.closed) {
-			orphans = this.#ingest.retire();
+			this.#orphans.push(...this.#ingest.retire());
 			this.#ingest = await this.#newIngest(workers.ingest);
 		}
 		if (this.#encoder.broken || this.#encoder.ingestRouter !== this.#ingest.router) {
@@ -137,8 +138,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 			this.#encoder = await this.#newEncoder(encoderWorker);
 			for (const producer of this.#ingest.producers) await this.#encoder.add(producer);
 		}
-		for (const kind of await this.#ingest.reattach(orphans)) {
-			this.emit('sourceclosed', { kind, reason: 'ingest worker died; the encoder must publish again' });
+		while (this.#orphans.length > 0) {
+			const reattached = await this.#ingest.reattach(this.#orphans[0]!);
+			const { kind } = this.#orphans.shift()!;
+			if (!reattached) this.emit('sourceclosed', { kind, reason: 'ingest worker died; the encoder must publish again' });
 		}
 	}
 
