@@ -39,7 +39,8 @@
 			query.delete('token');
 			const rest = query.toString();
 			try {
-				history.replaceState(history.state, '', `${location.pathname}${rest ? `?${rest}` : ''}${location.hash}`);
+				// window.history: a page may have its own top-level "history" (the dashboard's chart does).
+				window.history.replaceState(window.history.state, '', `${location.pathname}${rest ? `?${rest}` : ''}${location.hash}`);
 			} catch { /* the address keeps the token; the server's log redacts it */ }
 			return fromQuery;
 		}
@@ -120,7 +121,7 @@
 	function unauthorizedHint() {
 		const example = new URL(location.href);
 		example.searchParams.set('token', '...');
-		return `Not authorized: this server needs an access token. Add ?token=... to the address, e.g. ${example.pathname}${example.search}`;
+		return `Not authorized: this server needs an access token. Enter it on the page, or add ?token=... to the address once (the page keeps it and removes it from the address), e.g. ${example.pathname}${example.search}`;
 	}
 
 	/** Human-readable text for anything a fetch/WebRTC/getUserMedia call threw. */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { Counter } from 'prom-client';
 import { pino } from 'pino';
 import { InvalidOptionError } from '../errors.js';
@@ -89,9 +89,12 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		publish: await readFile(`${PUBLIC_DIR}publish.html`, 'utf8'),
 		common: await readFile(`${PUBLIC_DIR}common.js`, 'utf8').catch(() => ''),
 	};
-	app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(pages.dashboard));
-	app.get('/watch/:broadcast', async (_request, reply) => reply.type('text/html; charset=utf-8').send(pages.watch));
-	app.get('/publish/:broadcast', async (_request, reply) => reply.type('text/html; charset=utf-8').send(pages.publish));
+	// A page opened with ?token=… must not hand it on in a Referer header.
+	const page = (html: string) => async (_request: unknown, reply: FastifyReply) =>
+		reply.type('text/html; charset=utf-8').header('referrer-policy', 'no-referrer').send(html);
+	app.get('/', page(pages.dashboard));
+	app.get('/watch/:broadcast', page(pages.watch));
+	app.get('/publish/:broadcast', page(pages.publish));
 	app.get('/static/common.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(pages.common));
 
 	let demo: DemoBroadcast | undefined;
