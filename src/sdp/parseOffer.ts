@@ -196,6 +196,21 @@ export function parseOffer(sdp: string): ParsedOffer {
 		});
 	});
 	if (media.length === 0) throw new InvalidSdpError('SDP offer has no audio or video m= section');
+	// One transport carries every section (BUNDLE): a payload type means one codec across them
+	// (RFC 8843 §9.1), or a viewer router pinned to the offer's payload types could not be made.
+	const codecOfPayloadType = new Map<number, { codec: string; mid: string }>();
+	for (const section of media) {
+		for (const codec of section.codecs) {
+			const key = `${codec.mimeType.toLowerCase()}/${codec.clockRate}/${codec.channels ?? 1}`;
+			const seen = codecOfPayloadType.get(codec.preferredPayloadType!);
+			if (seen && seen.codec !== key) {
+				throw new InvalidSdpError(
+					`payload type ${codec.preferredPayloadType} is ${seen.codec} in m= section ${seen.mid} and ${key} in ${section.mid}; a bundled payload type means one codec`,
+				);
+			}
+			codecOfPayloadType.set(codec.preferredPayloadType!, { codec: key, mid: section.mid });
+		}
+	}
 
 	const role: ms.DtlsRole = setup === 'active' ? 'client' : 'server';
 	return {

@@ -138,6 +138,22 @@ const MUTATIONS: Mutation[] = [
 		lines[at] = random() < 0.5 ? other : `a=mid:${pick(random, GARBAGE_TOKENS)}`;
 		return `mid "${lines[at]}"`;
 	},
+	function sharePayloadType(lines, random) {
+		// A payload type of one section given to a codec of another (both stay listed on their m= lines).
+		const all = sections(lines);
+		if (all.length < 2) return 'none';
+		const [fromStart, fromEnd] = pick(random, all);
+		const [toStart, toEnd] = pick(random, all);
+		const fromPt = lines.slice(fromStart, fromEnd).map((l) => /^a=rtpmap:(\d+) /.exec(l)?.[1]).filter(Boolean);
+		const toLines = lines.slice(toStart, toEnd).map((l, i) => (/^a=rtpmap:\d+ /.test(l) ? toStart + i : -1)).filter((i) => i >= 0);
+		if (fromPt.length === 0 || toLines.length === 0) return 'none';
+		const pt = pick(random, fromPt)!;
+		const at = toLines.length && random() < 0.5 ? toLines[0]! : pick(random, toLines);
+		const old = /^a=rtpmap:(\d+) /.exec(lines[at]!)![1]!;
+		lines[at] = lines[at]!.replace(`a=rtpmap:${old} `, `a=rtpmap:${pt} `);
+		lines[toStart] = lines[toStart]!.replace(new RegExp(` ${old}(?= |$)`), ` ${pt}`);
+		return `payload type ${old} -> ${pt}: "${lines[at]}"`;
+	},
 ];
 
 /** One mutated offer: 1-4 mutations of `offer`, drawn from `random`. */

@@ -142,6 +142,8 @@ describe('SDP offers and answers', () => {
 			expect(() => parseOffer(replaced('a=rtpmap:111 opus/48000/2', 'a=rtpmap:111 opus/48000/x'))).toThrow(/channel count/);
 			expect(() => parseOffer(chromeLikeOffer.replace('m=video 9 UDP/TLS/RTP/SAVPF 96 97', 'm=video 9 UDP/TLS/RTP/SAVPF 96 x'))).toThrow(/payload types 0-127/);
 			expect(() => parseOffer(chromeLikeOffer.replace('m=video 9 UDP/TLS/RTP/SAVPF 96 97', 'm=video x'))).toThrow(/m= line/);
+			// Bundled sections share a transport: PT 111 cannot be Opus here and VP8 there ("duplicated codec.preferredPayloadType").
+			expect(() => parseOffer(replaced('a=rtpmap:96 VP8/90000', 'a=rtpmap:111 VP8/90000'))).toThrow(/payload type 111 is audio\/opus\/48000\/2 in m= section 0 and video\/vp8\/90000\/1 in 1/);
 		});
 	});
 });
