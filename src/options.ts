@@ -79,6 +79,11 @@ export const relayOptionsSchema = z
 		/** Defaults for broadcasts created without their own. */
 		broadcastDefaults: broadcastOptionsSchema.omit({ id: true }).prefault({}),
 	})
+	// Candidates would carry 0.0.0.0 / ::, which no peer can reach.
+	.refine((o) => o.announcedIp !== undefined || (o.listenIp !== '0.0.0.0' && o.listenIp !== '::'), {
+		message: 'listening on every interface needs announcedIp (BROADCAST_RELAY_ANNOUNCED_IP, --announced-ip): the address peers reach this host at',
+		path: ['announcedIp'],
+	})
 	.refine((o) => o.rtcMinPort < o.rtcMaxPort, { message: 'rtcMinPort must be below rtcMaxPort', path: ['rtcMinPort'] })
 	.refine((o) => o.ffmpegMinPort < o.ffmpegMaxPort, { message: 'ffmpegMinPort must be below ffmpegMaxPort', path: ['ffmpegMinPort'] })
 	.refine((o) => o.ffmpegMaxPort < o.rtcMinPort || o.ffmpegMinPort > o.rtcMaxPort, {

@@ -120,6 +120,7 @@ describe('CLI', () => {
 		it('addresses are checked at start: a bad listen or announced IP', async () => {
 			expect(await refused(['serve', '--demo', '--port', '0'], { BROADCAST_RELAY_LISTEN_IP: '999.1.1.1' })).toMatch(/relay\.listenIp: must be an IPv4 or IPv6 address/);
 			expect(await refused(['serve', '--announced-ip', 'example.com', '--print-config'])).toMatch(/relay\.announcedIp/);
+			expect(await refused(['serve', '--print-config'], { BROADCAST_RELAY_LISTEN_IP: '0.0.0.0' })).toMatch(/relay\.announcedIp: listening on every interface needs announcedIp/);
 		});
 
 		it('a wrong --ffmpeg', async () => {
