@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -5,7 +7,7 @@ import { RTCPeerConnection } from 'werift';
 import { loadServiceConfig, type ServiceConfigInput } from '../src/service/config.js';
 import { startService, type Service } from '../src/service/Service.js';
 import { seededRandom } from '../src/harness/LossyProxy.js';
-import { ffmpegChildren } from './helpers/fixture.js';
+import { ffmpegChildren, sleep } from './helpers/fixture.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 
 /**
@@ -197,6 +199,24 @@ describe('service: bad input on every JSON route is a 4xx', () => {
 		expect((await postSdp(`${service.url}/whip/x`, `v=0\r\n${'a=x\r\n'.repeat(2000)}`)).status).toBe(413);
 		const hugeHeader = await fetch(`${service.url}/healthz`, { headers: { 'x-filler': 'a'.repeat(40_000) } });
 		expect(hugeHeader.status).toBe(431);
+		expect(service.relay.broadcasts.size).toBe(0);
+	});
+
+	it('a client that stalls in the middle of a request is cut off after requestTimeoutMs', async () => {
+		const service = await start({ requestTimeoutMs: 500 });
+		const { port } = new URL(service.url);
+		const socket = connect(Number(port), '127.0.0.1');
+		await once(socket, 'connect');
+		const started = performance.now();
+		// Headers promise a body that never comes.
+		socket.write('POST /whip/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 1000\r\n\r\nv=0\r\n');
+		let answer = '';
+		socket.on('data', (d: Buffer) => (answer += d.toString()));
+		const closed = await Promise.race([once(socket, 'close').then(() => true), sleep(5000).then(() => false)]);
+		socket.destroy();
+		expect(closed).toBe(true);
+		expect(performance.now() - started).toBeLessThan(5000);
+		expect(answer).not.toMatch(/^HTTP\/1\.1 5/);
 		expect(service.relay.broadcasts.size).toBe(0);
 	});
 

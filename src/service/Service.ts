@@ -59,6 +59,10 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		// Any request fastify itself logs (errors) goes through this serializer too: no ?token=… in a log line.
 		loggerInstance: logger.child({ module: 'http' }, { serializers: { req: (request: { method?: string; url?: string }) => ({ method: request.method, url: redactUrl(request.url ?? '') }) } }) as FastifyBaseLogger,
 		bodyLimit: config.bodyLimit,
+		// fastify's defaults are no limit at all: a client that sends headers and then a body one byte a minute would hold its
+		// connection for ever. Idle sockets are closed; whole requests must arrive in time (Node checks that every few seconds).
+		connectionTimeout: config.requestTimeoutMs,
+		requestTimeout: config.requestTimeoutMs,
 		// Requests are logged once, in the onResponse hook, with secrets redacted (see registerOperations).
 		logController: new LogController({ disableRequestLogging: true }),
 	});

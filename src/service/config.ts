@@ -25,6 +25,8 @@ export const serviceConfigSchema = z.strictObject({
 	demo: z.string().regex(/^[A-Za-z0-9_-]*$/).default(''),
 	/** Largest request body accepted, bytes (SDP offers are a few KiB). Default 65536. */
 	bodyLimit: z.number().int().min(1024).default(64 * 1024),
+	/** A connection that sends nothing for this long is closed, and a request must arrive whole within it, ms (slow clients cannot hold connections). Default 30000. */
+	requestTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
 	/** How long graceful shutdown may take before the process exits anyway, ms. Default 10000. */
 	shutdownTimeoutMs: z.number().int().min(100).default(10_000),
 	/** Seconds a client is told to wait (Retry-After) when there is no capacity. Default 5. */
