@@ -9,12 +9,16 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       ca-certificates curl python3 python3-pip g++ make pkg-config ninja-build \
       libssl-dev libuv1-dev libsrtp2-dev libabsl-dev nlohmann-json3-dev libusrsctp-dev catch2 \
-      npm \
+      dpkg-dev npm \
     && python3 -m pip install --break-system-packages 'meson>=1.1' \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
+# The worker's SRTP is libsrtp2 from Debian's source package rebuilt on OpenSSL and linked
+# statically (build-mediasoup-worker.sh runs scripts/mediasoup-worker/build-libsrtp2.sh, which
+# fetches the source through a private apt configuration with its own deb-src line), and the
+# patches in scripts/mediasoup-worker/patches/ are applied first: the same steps as setup.sh.
 # Debian's Node is 18: install Node 24 from npm, as setup.sh does.
 RUN npm install --prefix .tools --no-save node@24 \
     && PATH=/app/.tools/node_modules/.bin:$PATH MEDIASOUP_WORKER_BIN=/app/node_modules/mediasoup/worker/out/Release/mediasoup-worker npm ci \
@@ -39,7 +43,7 @@ RUN export PATH=/app/.tools/node_modules/.bin:$PATH \
 FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      ca-certificates ffmpeg util-linux libssl3 libuv1 libsrtp2-1 libabsl20220623 libusrsctp2 \
+      ca-certificates ffmpeg util-linux libssl3 libuv1 libabsl20220623 libusrsctp2 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /srv/relay
 COPY --from=build /app/.tools/node_modules/node/bin/node /usr/local/bin/node

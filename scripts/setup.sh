@@ -13,8 +13,11 @@ cd "$root"
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
 # 1. System packages.
+# dpkg-dev: dpkg-source, to unpack Debian's libsrtp2 source for the OpenSSL build of SRTP.
+# gstreamer1.0-*: a third-party VP8 sender (rtpvp8pay without picture IDs) for the tests.
 packages=(ffmpeg chromium libssl-dev libuv1-dev libsrtp2-dev libabsl-dev nlohmann-json3-dev libusrsctp-dev
-  catch2 pkg-config ninja-build python3-pip g++ make procps util-linux)
+  catch2 pkg-config ninja-build python3-pip g++ make procps util-linux dpkg-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=()
   for p in "${packages[@]}"; do
