@@ -85,6 +85,12 @@ describe('the packed package, installed without dev dependencies', () => {
 		expect(stdout).toMatch(/Usage: broadcast-relay/);
 	});
 
+	it('the library imports at run time (its entry point pulls in nothing dev-only)', { timeout: 20_000 }, async () => {
+		const script = "const m = await import('broadcast-relay'); console.log(typeof m.createRelay, typeof m.startService, typeof m.pipeToRelay);";
+		const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env });
+		expect(stdout.trim()).toBe('function function function');
+	});
+
 	it('bench, which needs the dev-only werift, says so in one line and exits 2', { timeout: 20_000 }, async () => {
 		const { code, stderr } = await finish(cli(['bench', '--smoke']));
 		expect(code).toBe(2);
