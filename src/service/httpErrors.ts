@@ -20,11 +20,21 @@ export function statusOf(error: unknown): number {
 	return error instanceof RelayError ? (STATUS[error.code] ?? 500) : 500;
 }
 
+/**
+ * What the client is told: a relay error's own message (written for it), and
+ * for anything else (a bug) only that it failed and where to look, so that no
+ * internals (paths, mediasoup method names) reach the client.
+ */
+function publicMessage(reply: FastifyReply, error: unknown): string {
+	if (error instanceof RelayError) return error.message;
+	return `internal error (request ${reply.request.id}); the relay's log has the details`;
+}
+
 /** Answers a failed request: status from the error, its message as plain text, Retry-After when capacity ran out. */
 export function sendError(reply: FastifyReply, error: unknown, retryAfterSeconds: number): FastifyReply {
 	const status = statusOf(error);
 	if (status === 503) reply.header('retry-after', String(retryAfterSeconds));
-	const message = error instanceof Error ? error.message : String(error);
+	const message = publicMessage(reply, error);
 	if (status >= 500) reply.log.error({ err: error }, 'request failed');
 	else reply.log.info({ code: (error as RelayError).code, message }, 'request refused');
 	return reply.code(status).type('text/plain; charset=utf-8').send(message);
@@ -34,8 +44,5 @@ export function sendJsonError(reply: FastifyReply, error: unknown, retryAfterSec
 	const status = statusOf(error);
 	if (status === 503) reply.header('retry-after', String(retryAfterSeconds));
 	if (status >= 500) reply.log.error({ err: error }, 'request failed');
-	return reply.code(status).send({
-		error: error instanceof RelayError ? error.code : 'ERR_INTERNAL',
-		message: error instanceof Error ? error.message : String(error),
-	});
+	return reply.code(status).send({ error: error instanceof RelayError ? error.code : 'ERR_INTERNAL', message: publicMessage(reply, error) });
 }
