@@ -1,5 +1,5 @@
 export { createRelay, Relay, type RelayEvents, type RelayStats, type WorkerLoadInfo } from './Relay.js';
-export { Broadcast, type BroadcastEvents, type BroadcastStats, type KeyframeRequestStats, type RtpIngestEndpoint } from './Broadcast.js';
+export { Broadcast, type BroadcastEvents, type BroadcastStats, type KeyframeRequestStats, type PipeIngest, type Publication, type RtpIngestEndpoint } from './Broadcast.js';
 export * from './errors.js';
 export { resolveRelayOptions, resolveBroadcastOptions, type RelayOptions, type RelayOptionsInput, type BroadcastOptions, type BroadcastOptionsInput } from './options.js';
 export { resolveFfmpeg, type ResolvedFfmpeg } from './ffmpeg/binary.js';
@@ -11,5 +11,6 @@ export { parseOffer } from './sdp/parseOffer.js';
 export { buildAnswer } from './sdp/buildAnswer.js';
 export type { RtpStreamDescription } from './ingest/rtpDescription.js';
 export { pipeToRelay, type PipeToRelayOptions, type RelayPipe } from './ingest/pipeToRelay.js';
+export { relayRequest, RelayRefusedError, RelayUnreachableError, type RelayRequest } from './relayClient.js';
 export { startService, type Service } from './service/Service.js';
 export { loadServiceConfig, type ServiceConfig, type ServiceConfigInput } from './service/config.js';

@@ -9,7 +9,7 @@ import { resolveFfmpeg } from '../ffmpeg/binary.js';
 import { FfmpegProcess } from '../ffmpeg/FfmpegProcess.js';
 import { SCENARIOS } from '../harness/scenarios.js';
 import type { RelayStats } from '../Relay.js';
-import { relayRequest, RelayRefusedError, RelayUnreachableError, type RelayRequest } from '../service/client.js';
+import { relayRequest, RelayRefusedError, RelayUnreachableError, type RelayRequest } from '../relayClient.js';
 import { loadServiceConfig } from '../service/config.js';
 import { startService } from '../service/Service.js';
 

@@ -1,5 +1,5 @@
 import type { types as ms } from 'mediasoup';
-import { relayRequest } from '../service/client.js';
+import { relayRequest } from '../relayClient.js';
 
 export interface PipeToRelayOptions {
 	/** The upstream app's router holding the producer. */

@@ -1,4 +1,10 @@
-import { RelayError } from '../errors.js';
+import { RelayError } from './errors.js';
+
+/*
+ * The HTTP client of the relay service's JSON API, for whatever calls a relay from
+ * outside: pipeToRelay() (library) and the CLI. It sits beside the library, not in
+ * src/service/, so that the library never depends on the service.
+ */
 
 /** The relay service could not be reached (connection refused, unknown host, network down). */
 export class RelayUnreachableError extends RelayError {
