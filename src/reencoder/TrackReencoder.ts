@@ -257,7 +257,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		await ffmpeg.start();
 		// FFmpeg binds its input socket after reading the SDP; RTP sent before that is lost,
 		// so wait for the bind and then ask the broadcaster for a keyframe to decode from.
-		const bound = await waitForUdpBind(this.#inputPorts!.rtp, 5000, this.#abort.signal);
+		const bound = await waitForUdpBind(this.#inputPorts!.rtp, 5000, this.#abort.signal, this.#inputPorts!.host);
 		if (!bound && !ffmpeg.closed) this.#logger.warn('ffmpeg did not bind its input port within 5 s');
 		if (!this.#consumer!.closed) await this.#consumer!.requestKeyFrame().catch(() => undefined);
 	}
