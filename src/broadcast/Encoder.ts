@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
-import { codecFromMimeType, ingestRouterCodecs, type CodecName } from '../codecs.js';
+import { codecFromMimeType, type CodecName } from '../codecs.js';
 import { ClosedError } from '../errors.js';
 import type { PublishedTrack } from '../fanout/FanOut.js';
 import type { Logger } from '../logger.js';
@@ -9,6 +9,7 @@ import type { PortPool } from '../ports/PortPool.js';
 import { TrackReencoder, type TrackReencoderStats } from '../reencoder/TrackReencoder.js';
 import type { WorkerPool } from '../workers/WorkerPool.js';
 import type { KeyframeCounter } from './KeyframeCounter.js';
+import { openBroadcastRouter } from './types.js';
 
 export interface EncoderOptions {
 	broadcastId: string;
@@ -49,6 +50,8 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 	readonly encoderRouter: ms.Router;
 	readonly #options: EncoderOptions;
 	readonly #stages = new Map<ms.MediaKind, Stage>();
+	/** Re-encoders being closed (FFmpeg exiting); close() waits for them too. */
+	readonly #closing = new Set<Promise<void>>();
 	#closed = false;
 
 	private constructor(options: EncoderOptions, encoderRouter: ms.Router) {
@@ -59,11 +62,7 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 	}
 
 	static async create(options: EncoderOptions): Promise<Encoder> {
-		const router = await options.pool.slot(options.workerIndex).worker.createRouter({
-			mediaCodecs: ingestRouterCodecs(),
-			appData: { broadcastId: options.broadcastId, tier: 'encoder' },
-		});
-		return new Encoder(options, router);
+		return new Encoder(options, await openBroadcastRouter(options.pool, { ...options, tier: 'encoder' }));
 	}
 
 	get closed(): boolean {
@@ -131,15 +130,20 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 		const stage = this.#stages.get(kind);
 		if (!stage) return;
 		this.#stages.delete(kind);
-		void stage.reencoder?.close();
+		if (stage.reencoder) this.#retire(stage.reencoder);
 		this.emit('tracks');
 	}
 
 	#set(kind: ms.MediaKind, stage: Stage): void {
 		const old = this.#stages.get(kind);
 		this.#stages.set(kind, stage);
-		if (old && old.reencoder !== stage.reencoder) void old.reencoder?.close();
+		if (old?.reencoder && old.reencoder !== stage.reencoder) this.#retire(old.reencoder);
 		this.emit('tracks');
+	}
+
+	#retire(reencoder: TrackReencoder): void {
+		const closing = reencoder.close().finally(() => this.#closing.delete(closing));
+		this.#closing.add(closing);
 	}
 
 	/** Kills the re-encoders (FFmpeg and ports) and closes the encoder router. Idempotent. */
@@ -148,7 +152,7 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 		this.#closed = true;
 		const stages = [...this.#stages.values()];
 		this.#stages.clear();
-		await Promise.all(stages.map((s) => s.reencoder?.close()));
+		await Promise.all([...stages.map((s) => s.reencoder?.close()), ...this.#closing]);
 		this.encoderRouter.close();
 		this.removeAllListeners();
 	}

@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import type { types as ms } from 'mediasoup';
-import { ingestRouterCodecs } from '../codecs.js';
 import { ConflictError, InvalidOptionError, ProducerClosedError } from '../errors.js';
 import { descriptionsFromSdp, rtpParametersFromDescription, type RtpStreamDescription } from '../ingest/rtpDescription.js';
 import type { Logger } from '../logger.js';
@@ -11,6 +10,7 @@ import { openPipeIngest, type PipeIngest } from './ingest/pipe.js';
 import { openPublication, readPublicationOffer, type Publication } from './ingest/publication.js';
 import { openRtpStream, type RtpIngestEndpoint } from './ingest/rtp.js';
 import type { KeyframeCounter } from './KeyframeCounter.js';
+import { openBroadcastRouter } from './types.js';
 
 /** Where the ingest hands its sources: the pipeline (through the broadcast, which may replace it). */
 export interface IngestDownstream {
@@ -58,11 +58,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
 	}
 
 	static async create(options: IngestOptions): Promise<Ingest> {
-		const router = await options.pool.slot(options.workerIndex).worker.createRouter({
-			mediaCodecs: ingestRouterCodecs(),
-			appData: { broadcastId: options.broadcastId, tier: 'ingest' },
-		});
-		return new Ingest(options, router);
+		return new Ingest(options, await openBroadcastRouter(options.pool, { ...options, tier: 'ingest' }));
 	}
 
 	/** True once closed, or once the router is gone with its worker. */

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import type { types as ms } from 'mediasoup';
 import type { PublishedTrack } from '../fanout/FanOut.js';
 import type { Logger } from '../logger.js';
 import type { BroadcastOptions } from '../options.js';
@@ -7,7 +6,7 @@ import { Encoder } from './Encoder.js';
 import { Ingest } from './Ingest.js';
 import type { IngestSource } from './ingest/IngestSource.js';
 import type { KeyframeCounter } from './KeyframeCounter.js';
-import type { BroadcastContext } from './types.js';
+import type { BroadcastContext, BroadcastEvents } from './types.js';
 
 export interface PipelineOptions {
 	broadcastId: string;
@@ -17,16 +16,8 @@ export interface PipelineOptions {
 	logger: Logger;
 }
 
-export interface PipelineEvents {
-	/** The published tracks changed (see `tracks`). */
-	tracks: [];
-	sourceclosed: [{ kind: ms.MediaKind; reason: string }];
-	reencoderrestarted: [{ kind: ms.MediaKind; restarts: number }];
-	/** A worker the pipeline stood on died and the pipeline stands again on live workers. */
-	rebuilt: [{ workerIndex: number }];
-	/** It could not be rebuilt; its owner must close the broadcast. */
-	rebuildfailed: [{ workerIndex: number; error: Error }];
-}
+/** The published tracks changed (see `tracks`); the rest as the broadcast's events of those names. After "rebuildfailed" its owner must close it. */
+export type PipelineEvents = { tracks: [] } & Pick<BroadcastEvents, 'sourceclosed' | 'reencoderrestarted' | 'rebuilt' | 'rebuildfailed'>;
 
 /** Rebuild passes before giving up while workers keep dying under it. */
 const MAX_REBUILD_PASSES = 5;

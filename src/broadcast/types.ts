@@ -1,4 +1,5 @@
 import type { types as ms } from 'mediasoup';
+import { ingestRouterCodecs } from '../codecs.js';
 import type { RouterInfo } from '../fanout/FanOut.js';
 import type { Logger } from '../logger.js';
 import type { BroadcastOptions } from '../options.js';
@@ -51,4 +52,10 @@ export interface BroadcastEvents {
 	/** The pipeline could not be rebuilt after `workerIndex` died; the broadcast closes right after this event. */
 	rebuildfailed: [{ workerIndex: number; error: Error }];
 	'@close': [];
+}
+
+/** Opens one of a broadcast's own routers (ingest or encoder) on a worker: every codec the relay takes in. */
+export function openBroadcastRouter(pool: WorkerPool, options: { workerIndex: number; broadcastId: string; tier: 'ingest' | 'encoder' }): Promise<ms.Router> {
+	const { workerIndex, broadcastId, tier } = options;
+	return pool.slot(workerIndex).worker.createRouter({ mediaCodecs: ingestRouterCodecs(), appData: { broadcastId, tier } });
 }
