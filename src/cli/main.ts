@@ -245,9 +245,10 @@ program
 	.option('--keyframe-interval <seconds>', "re-encoder's keyframe interval", Number)
 	.option('--max-consumers <n>', 'most consumers the saturation ramp tries on one worker', integer)
 	.option('--no-saturation', 'skip the saturation ramp')
+	.option('--isolated-saturation', 'also the isolated ramp: worker pinned to its own core; OpenSSL and NSS worker builds and raw mediasoup side by side')
 	.option('--seed <n>', 'seed of the lossy links', integer)
 	.action(async (flags) => {
-		const { defaultBenchOptions, runBench, progressBar, writeReport, markdownReport } = await loadBench();
+		const { defaultBenchOptions, runBench, progressBar, writeReport, markdownReport, defaultIsolatedSaturationOptions, isolatedSaturationMarkdown } = await loadBench();
 		const options = defaultBenchOptions(Boolean(flags.smoke));
 		if (flags.scenarios) {
 			const wanted = String(flags.scenarios).split(',').map((s) => s.trim());
@@ -272,11 +273,13 @@ program
 		if (flags.seed !== undefined) options.seed = flags.seed;
 		if (flags.saturation === false) options.saturation = undefined;
 		else if (flags.maxConsumers && options.saturation) options.saturation = { ...options.saturation, maxConsumers: flags.maxConsumers };
+		if (flags.isolatedSaturation) options.isolatedSaturation = defaultIsolatedSaturationOptions(Boolean(flags.smoke));
 		const started = Date.now();
 		const report = await runBench({ ...options, onProgress: progressBar() });
 		const paths = writeReport(report, flags.out);
 		process.stderr.write(`\n`);
 		process.stdout.write(`${markdownReport(report)}\n\nwrote ${paths.json}, ${paths.markdown} and ${paths.svg} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+		if (report.isolatedSaturation) process.stdout.write(`\n${isolatedSaturationMarkdown(report.isolatedSaturation)}\n`);
 	});
 
 program.parseAsync(process.argv).catch((error: unknown) => {

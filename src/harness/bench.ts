@@ -9,10 +9,12 @@ import { LossyProxy, seededRandom } from './LossyProxy.js';
 import { CpuMeter, rssBytes } from './procStats.js';
 import { RtpSink } from './RtpSink.js';
 import { SCENARIOS, type ScenarioName } from './scenarios.js';
+import { runIsolatedSaturation, type IsolatedSaturationOptions, type IsolatedSaturationReport } from './saturation.js';
 import { SyntheticBroadcaster } from './SyntheticBroadcaster.js';
 import { WeriftViewer } from './WeriftViewer.js';
 
 export { SCENARIOS, type ScenarioName };
+export { defaultIsolatedSaturationOptions, isolatedSaturationMarkdown, type IsolatedSaturationReport } from './saturation.js';
 
 type Clip = { video: ReturnType<typeof ensureClip>; audio: string | undefined };
 export type Mode = 'relay' | 'baseline';
@@ -37,6 +39,8 @@ export interface BenchOptions {
 	saturation: { step: number; stepSeconds: number; maxConsumers: number; lossThreshold: number; cpuThreshold: number } | undefined;
 	/** Seed of the lossy links. */
 	seed: number;
+	/** The isolated saturation ramp (saturation.ts: worker on a core of its own; OpenSSL, NSS and raw mediasoup side by side). Default off. */
+	isolatedSaturation?: IsolatedSaturationOptions;
 	onProgress?: (progress: { label: string; done: number; total: number }) => void;
 	logger?: Logger;
 }
@@ -97,6 +101,7 @@ export interface BenchReport {
 	options: Omit<BenchOptions, 'onProgress' | 'logger'>;
 	scenarios: ScenarioResult[];
 	saturation: SaturationResult[];
+	isolatedSaturation?: IsolatedSaturationReport;
 }
 
 export function percentiles(values: number[]): Percentiles {
@@ -372,6 +377,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 	}
 	const saturation: SaturationResult[] = [];
 	if (options.saturation) for (const mode of ['relay', 'baseline'] as const) saturation.push(await runSaturation(mode, options, clip, logger));
+	const isolatedSaturation = options.isolatedSaturation
+		? await runIsolatedSaturation(options.isolatedSaturation, (label) => options.onProgress?.({ label: `isolated saturation · ${label}`, done: 0, total: 1 }))
+		: undefined;
 	const os = await import('node:os');
 	const { onProgress: _p, logger: _l, ...rest } = options;
 	return {
@@ -380,5 +388,6 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 		options: rest,
 		scenarios,
 		saturation,
+		...(isolatedSaturation ? { isolatedSaturation } : {}),
 	};
 }
