@@ -15,7 +15,7 @@ import type { Logger } from './logger.js';
 import type { BroadcastOptions } from './options.js';
 import type { TrackReencoder } from './reencoder/TrackReencoder.js';
 import { capabilitiesPlan, offerPlan, plainPlan, type PlainViewerOptions } from './viewers/joinPlans.js';
-import type { Viewer } from './viewers/Viewer.js';
+import type { Viewer, ViewerTransportOptions } from './viewers/Viewer.js';
 
 export type { BroadcastContext, BroadcastEvents, BroadcastStats } from './broadcast/types.js';
 export type { KeyframeRequestStats } from './broadcast/KeyframeCounter.js';
@@ -131,7 +131,7 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	/** Adds a viewer from a WebRTC SDP offer (WHEP, werift, a browser); the answer carries the viewer's own payload types. */
 	async addViewer(offerSdp: string): Promise<{ viewer: Viewer; answer: string }> {
 		await this.#ready();
-		const { viewer, result } = await this.#audience.join(offerPlan(offerSdp, this.#audience.tracks, this.#context.transport, this.#logger));
+		const { viewer, result } = await this.#audience.join(offerPlan(offerSdp, this.#audience.tracks, this.#viewerTransport(), this.#logger));
 		return { viewer, answer: result };
 	}
 
@@ -145,10 +145,15 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	/** Adds a mediasoup-client style viewer from its RTP capabilities (consumers start paused). */
 	async addViewerWithCapabilities(rtpCapabilities: ms.RtpCapabilities): Promise<Viewer> {
 		await this.#ready();
-		return (await this.#audience.join(capabilitiesPlan(rtpCapabilities, this.#audience.tracks, this.#context.transport))).viewer;
+		return (await this.#audience.join(capabilitiesPlan(rtpCapabilities, this.#audience.tracks, this.#viewerTransport()))).viewer;
 	}
 
 	/** Waits out a rebuild; throws ClosedError once closed. */
+	/** Viewer transport options; a connected viewer with no video for a GOP and a second asks again for a keyframe. */
+	#viewerTransport(): ViewerTransportOptions {
+		return { ...this.#context.transport, firstKeyframeStallMs: this.options.video.keyframeIntervalSeconds * 1000 + 1000 };
+	}
+
 	async #ready(): Promise<Pipeline['ingest']> {
 		if (this.#closed) throw new ClosedError(`broadcast ${this.id}`);
 		await this.#pipeline.rebuilding;

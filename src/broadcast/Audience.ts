@@ -4,6 +4,7 @@ import { FanOut, type FanOutOptions, type PublishedTrack } from '../fanout/FanOu
 import type { Logger } from '../logger.js';
 import type { JoinPlan, ViewerTransport } from '../viewers/joinPlans.js';
 import { Viewer, type ViewerCloseReason } from '../viewers/Viewer.js';
+import { watchFirstKeyframe } from '../viewers/watchFirstKeyframe.js';
 import type { KeyframeCounter } from './KeyframeCounter.js';
 
 export interface AudienceOptions extends Omit<FanOutOptions, 'onPipe'> {
@@ -86,6 +87,17 @@ export class Audience extends EventEmitter<AudienceEvents> {
 				logger: this.#logger,
 			});
 			plan.started?.(viewer, transport);
+			const stallMs = plan.firstKeyframeStallMs;
+			if (stallMs && 'dtlsState' in transport) {
+				for (const { track, consumer } of consumed) {
+					// The request goes to the viewer's consumer and to the pipe feeding its router: a pipe
+					// that has carried nothing yet cannot pass the viewer's request on (see FanOut.requestKeyFrame).
+					const request = async (): Promise<void> => {
+						await Promise.all([consumer.requestKeyFrame(), fanOut.requestKeyFrame(kept.routerId, track.producer.id)]);
+					};
+					watchFirstKeyframe({ transport, consumer, stallMs, logger: this.#logger, request });
+				}
+			}
 			this.#viewers.set(viewer.id, viewer);
 			viewer.once('@close', (reason) => {
 				this.#viewers.delete(viewer.id);

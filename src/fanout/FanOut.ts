@@ -4,7 +4,7 @@ import { routerCodec, type CodecName } from '../codecs.js';
 import { CapacityExceededError, ClosedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { WorkerPool } from '../workers/WorkerPool.js';
-import { RouterPipes } from './pipe.js';
+import { RouterPipes, type Pipe } from './pipe.js';
 import { payloadProfileKey, placeViewer, type PlacementBudget } from './placement.js';
 
 /** A producer viewers consume: the re-encoded one (relay mode) or the broadcaster's (baseline mode). */
@@ -58,7 +58,7 @@ export interface RouterInfo {
 }
 
 interface RouterEntry extends ViewerRouter {
-	pipes: Map<string, Promise<ms.Producer>>;
+	pipes: Map<string, Promise<Pipe>>;
 }
 
 /**
@@ -175,12 +175,23 @@ export class FanOut {
 				.then((router) => this.#pipes.pipe({ producerId: track.producer.id, source: track.router, target: router }))
 				.then((pipe) => {
 					this.#options.onPipe?.(pipe.consumer);
-					return pipe.producer;
+					return pipe;
 				});
 			own.pipes.set(track.producer.id, piped);
 			piped.catch(() => own.pipes.delete(track.producer.id));
 		}
-		return piped;
+		return (await piped).producer;
+	}
+
+	/**
+	 * Asks `producerId`'s source for a keyframe on behalf of the viewers on router
+	 * `routerId`, through that router's pipe consumer (on the source's router). A
+	 * viewer's own request cannot do it while the pipe has carried nothing yet: the
+	 * piped producer has no RTP stream to send it on, and mediasoup drops it.
+	 */
+	async requestKeyFrame(routerId: string, producerId: string): Promise<void> {
+		const pipe = await this.#routers.get(routerId)?.pipes.get(producerId)?.catch(() => undefined);
+		if (pipe && !pipe.consumer.closed) await pipe.consumer.requestKeyFrame();
 	}
 
 	routers(): RouterInfo[] {

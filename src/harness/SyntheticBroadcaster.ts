@@ -59,6 +59,11 @@ export class SyntheticBroadcaster {
 	keyframeRequests = 0;
 	/** Keyframes sent because of a request. */
 	requestedKeyframesSent = 0;
+	/**
+	 * This many of the next keyframe requests go unanswered, as when PLIs are lost on
+	 * the way (tests of what the relay does when its requests come to nothing).
+	 */
+	ignoreKeyframeRequests = 0;
 	framesSent = 0;
 	bytesSent = 0;
 	/** Bytes sent per second since start. */
@@ -117,7 +122,8 @@ export class SyntheticBroadcaster {
 			const feedback = (rtcp as { feedback?: { count?: number } }).feedback;
 			if (feedback && (feedback.count === PictureLossIndication.count || feedback.count === FIR_FORMAT)) {
 				this.keyframeRequests += 1;
-				this.#keyframeWanted = true;
+				if (this.ignoreKeyframeRequests > 0) this.ignoreKeyframeRequests -= 1;
+				else this.#keyframeWanted = true;
 			}
 		});
 	}

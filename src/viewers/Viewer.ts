@@ -11,6 +11,11 @@ export interface ViewerTransportOptions {
 	initialAvailableOutgoingBitrate: number;
 	/** WebRTC viewers that do not connect, or stay disconnected, this long are ended, ms. */
 	peerTimeoutMs: number;
+	/**
+	 * A connected viewer with no video this long gets another keyframe request (see
+	 * watchFirstKeyframe), ms. Default: no repeat beyond mediasoup's own.
+	 */
+	firstKeyframeStallMs?: number;
 }
 
 export type ViewerCloseReason = 'closed' | 'worker-died' | 'transport-closed' | 'source-changed' | 'broadcast-closed';

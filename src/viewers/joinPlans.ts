@@ -27,6 +27,8 @@ export interface JoinPlan<T extends ViewerTransport, R> {
 	consumeOptions(router: ms.Router, track: PublishedTrack, producerId: string): ms.ConsumerOptions | undefined;
 	/** Once the consumers exist: connect and describe the result (an SDP answer, or nothing). */
 	finish(transport: T, consumed: ReadonlyArray<{ track: PublishedTrack; consumer: ms.Consumer }>): Promise<R>;
+	/** A connected WebRTC viewer with no video this long asks again for a keyframe (see watchFirstKeyframe), ms. */
+	firstKeyframeStallMs?: number;
 	/** The viewer exists: watch it (e.g. for a peer that goes silent). */
 	started?(viewer: Viewer, transport: T): void;
 }
@@ -50,6 +52,7 @@ export function offerPlan(offerSdp: string, available: readonly PublishedTrack[]
 	return {
 		tracks,
 		payloadTypes: viewerPayloadTypes(offer.media, tracks),
+		...(options.firstKeyframeStallMs ? { firstKeyframeStallMs: options.firstKeyframeStallMs } : {}),
 		openTransport: (router) => webRtcTransport(router, options),
 		consumeOptions: (router, track, producerId) => ({ producerId, rtpCapabilities: consumeCapabilities(router.rtpCapabilities, sections.get(track.kind)!) }),
 		async finish(transport, consumed) {
@@ -84,6 +87,7 @@ export function capabilitiesPlan(rtpCapabilities: ms.RtpCapabilities, available:
 		consumeOptions: (router, _track, producerId) =>
 			router.canConsume({ producerId, rtpCapabilities }) ? { producerId, rtpCapabilities, paused: true } : undefined,
 		finish: async () => undefined,
+		...(options.firstKeyframeStallMs ? { firstKeyframeStallMs: options.firstKeyframeStallMs } : {}),
 	};
 }
 
