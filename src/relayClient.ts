@@ -1,4 +1,4 @@
-import { RelayError } from './errors.js';
+import { InvalidOptionError, RelayError } from './errors.js';
 
 /*
  * The HTTP client of the relay service's JSON API, for whatever calls a relay from
@@ -43,7 +43,15 @@ export interface RelayRequest {
  */
 export async function relayRequest<T>(baseUrl: string, path: string, request: RelayRequest = {}): Promise<T> {
 	const base = `${baseUrl.replace(/\/+$/, '')}/`;
-	const url = new URL(path.replace(/^\/+/, ''), base);
+	let url: URL;
+	try {
+		url = new URL(path.replace(/^\/+/, ''), base);
+	} catch {
+		throw new InvalidOptionError(`relay URL "${baseUrl}" is not a URL; give its base URL, e.g. http://127.0.0.1:8080`);
+	}
+	if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+		throw new InvalidOptionError(`relay URL "${baseUrl}" is not http(s); give its base URL, e.g. http://127.0.0.1:8080`);
+	}
 	const method = request.method ?? 'GET';
 	let response: Response;
 	try {

@@ -162,6 +162,15 @@ describe('CLI', () => {
 		expect(config.relay.consumersPerWorker).toBe(500);
 	});
 
+	it('a --relay that is not an http(s) URL: one line, exit 2', async () => {
+		for (const relay of ['notaurl', 'ftp://127.0.0.1:8080']) {
+			const { code, stderr } = await finish(run(['status', '--relay', relay]));
+			expect(code).toBe(2);
+			expect(stderr.trim().split('\n')).toHaveLength(1);
+			expect(stderr).toMatch(/is not (a URL|http\(s\)); give its base URL, e\.g\. http:\/\/127\.0\.0\.1:8080/);
+		}
+	});
+
 	it('status against nothing: exit 3 with what to do', async () => {
 		const { code, stderr } = await finish(run(['status', '--relay', 'http://127.0.0.1:9']));
 		expect(code).toBe(3);
