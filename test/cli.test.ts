@@ -171,6 +171,13 @@ describe('CLI', () => {
 		}
 	});
 
+	it('attach --sdp with a file that is not there: one line, exit 2', async () => {
+		const { code, stderr } = await finish(run(['attach', '--broadcast', 'x', '--relay', 'http://127.0.0.1:9', '--sdp', '/nonexistent/stream.sdp']));
+		expect(code).toBe(2);
+		expect(stderr.trim().split('\n')).toHaveLength(1);
+		expect(stderr).toMatch(/cannot read --sdp \/nonexistent\/stream\.sdp: ENOENT/);
+	});
+
 	it('status against nothing: exit 3 with what to do', async () => {
 		const { code, stderr } = await finish(run(['status', '--relay', 'http://127.0.0.1:9']));
 		expect(code).toBe(3);

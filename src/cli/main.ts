@@ -46,6 +46,14 @@ async function api<T>(relay: string, path: string, request: RelayRequest = {}): 
 	}
 }
 
+function readSdpFile(file: string): string {
+	try {
+		return readFileSync(file, 'utf8');
+	} catch (error) {
+		throw new CliError(`cannot read --sdp ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; give the SDP file the encoder sends with`, EXIT.usage);
+	}
+}
+
 /**
  * The benchmark, loaded only when asked for: the harness runs werift peers,
  * and werift is a dev dependency that a production install does not have.
@@ -156,13 +164,15 @@ program
 	.action(async (flags) => {
 		const { relay, token } = flags;
 		const id = encodeURIComponent(flags.broadcast);
+		// Read before anything is created on the relay, so a wrong path changes nothing there.
+		const sdp = flags.sdp ? readSdpFile(flags.sdp) : undefined;
 		const existing = await api<BroadcastStats[]>(relay, '/api/broadcasts', { token });
 		if (!existing.some((b) => b.id === flags.broadcast)) {
 			await api(relay, '/api/broadcasts', { method: 'POST', body: { id: flags.broadcast, mode: flags.mode }, token });
 		}
 		const streams = [{ codec: flags.codec, payloadType: flags.payloadType, ssrc: flags.ssrc }];
 		if (flags.audioSsrc !== undefined) streams.push({ codec: 'opus', payloadType: 111, ssrc: flags.audioSsrc });
-		const body = flags.sdp ? { sdp: readFileSync(flags.sdp, 'utf8') } : { streams };
+		const body = sdp ? { sdp } : { streams };
 		const { endpoints } = await api<{ endpoints: RtpIngestEndpoint[] }>(
 			relay,
 			`/api/broadcasts/${id}/rtp-ingest`,
