@@ -2,9 +2,11 @@ import type { types as ms } from 'mediasoup';
 
 /**
  * Ends a WebRTC peer that went away without saying so (browser killed, network
- * gone): calls `end` once if ICE does not connect within `timeoutMs`, if the
- * peer sends nothing (no RTP, RTCP or STUN) for `timeoutMs`, or if DTLS fails
- * or closes. mediasoup 3.12 is ICE-lite without consent-freshness timeouts, so
+ * gone): calls `end` once if ICE and DTLS have not both connected within
+ * `timeoutMs`, if the peer sends nothing (no RTP, RTCP or STUN) for `timeoutMs`,
+ * or if DTLS fails or closes. A peer whose ICE connects but whose DTLS never
+ * completes keeps sending consent checks, so it is never silent: without the
+ * DTLS bound it would hold its place (and its consumers) for ever, receiving nothing. mediasoup 3.12 is ICE-lite without consent-freshness timeouts, so
  * a silent UDP peer would otherwise stay "connected" for ever; every live
  * WebRTC peer sends RTCP and consent checks every few seconds.
  */
@@ -16,7 +18,11 @@ export function watchPeer(transport: ms.WebRtcTransport, timeoutMs: number, end:
 		stop();
 		end(reason);
 	};
-	const connectTimer = setTimeout(() => finish('ICE did not connect in time'), timeoutMs);
+	const connectTimer = setTimeout(() => {
+		if (transport.dtlsState === 'connected') return;
+		const iceUp = transport.iceState === 'connected' || transport.iceState === 'completed';
+		finish(iceUp ? 'DTLS did not complete in time' : 'ICE did not connect in time');
+	}, timeoutMs);
 	connectTimer.unref();
 
 	let lastBytes = -1;
@@ -41,11 +47,11 @@ export function watchPeer(transport: ms.WebRtcTransport, timeoutMs: number, end:
 	}
 
 	transport.on('icestatechange', (state) => {
-		if (state === 'connected' || state === 'completed') clearTimeout(connectTimer);
-		else if (state === 'closed') finish('ICE closed');
+		if (state === 'closed') finish('ICE closed');
 	});
 	transport.on('dtlsstatechange', (state) => {
-		if (state === 'failed' || state === 'closed') finish(`DTLS ${state}`);
+		if (state === 'connected') clearTimeout(connectTimer);
+		else if (state === 'failed' || state === 'closed') finish(`DTLS ${state}`);
 	});
 	transport.observer.once('close', stop);
 }
