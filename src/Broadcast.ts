@@ -94,9 +94,18 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		return this.#audience.viewers;
 	}
 
-	/** True once at least one track is published to viewers. */
+	/**
+	 * True when viewers can join and get every track the broadcast will have: at
+	 * least one track is published, no publisher is still setting sources up, and
+	 * every source has its published track. A viewer that joined while the audio
+	 * was published but the video re-encoder was still starting would otherwise
+	 * get an audio-only session for good.
+	 */
 	get live(): boolean {
-		return this.#audience.tracks.length > 0;
+		const tracks = this.#audience.tracks;
+		const ingest = this.#pipeline.ingest;
+		if (tracks.length === 0 || ingest.settingUp) return false;
+		return ingest.producers.every((producer) => tracks.some((track) => track.kind === producer.kind));
 	}
 
 	/** The source producer of a kind (on the ingest router), if any. */

@@ -74,6 +74,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
 		return [...this.#sources.values()].map((s) => s.producer);
 	}
 
+	/** True while a publisher's sources are being set up (some may be attached already, others not yet). */
+	get settingUp(): boolean {
+		return this.#claims.size > 0;
+	}
+
 	async attach({ producer, router }: { producer: ms.Producer; router: ms.Router }): Promise<ms.Producer> {
 		if (!producer || typeof producer.id !== 'string' || !router || typeof router.pipeToRouter !== 'function') {
 			throw new InvalidOptionError('attach() takes { producer, router }: a mediasoup Producer and the Router it lives on');
