@@ -313,16 +313,16 @@ export function isolatedSaturationMarkdown(report: IsolatedSaturationReport): st
 	const lines = [
 		`Isolated saturation: worker pinned to CPU ${options.cores.worker}, everything else to CPU ${options.cores.rest}; ramp of ${options.step} SRTP consumers per step, ${options.stepSeconds} s each, until loss > ${options.lossThreshold} % or worker CPU > ${options.cpuThreshold} %. ${report.machine.cpus} × ${report.machine.model}, Node ${report.machine.node}, ${report.date}.`,
 		'',
-		`| bitrate | source | ${builds.map((b) => `${b}: consumers (limit) | ${b}: pps per consumer | ${b}: pps total`).join(' | ')} |`,
-		`|---|---|${builds.map(() => '---:|---:|---:').join('|')}|`,
+		`| bitrate | source | ${builds.map((b) => `${b}: consumers (limit) | ${b}: worker CPU % | ${b}: pps per consumer | ${b}: pps total`).join(' | ')} |`,
+		`|---|---|${builds.map(() => '---:|---:|---:|---:').join('|')}|`,
 	];
 	for (const bitrate of options.bitratesKbps) {
 		for (const source of options.sources) {
 			const cells = builds.map((build) => {
 				const ramp = find(bitrate, source, build);
-				if (!ramp) return '– | – | –';
-				const perConsumer = ramp.steps.find((s) => s.consumers === ramp.consumersAtSaturation)?.packetsPerSecond ?? 0;
-				return `${ramp.consumersAtSaturation} (${ramp.limitedBy}${ramp.error ? `: ${ramp.error}` : ''}) | ${perConsumer.toFixed(0)} | ${ramp.packetsPerSecondAtSaturation.toFixed(0)}`;
+				if (!ramp) return '– | – | – | –';
+				const at = ramp.steps.find((s) => s.consumers === ramp.consumersAtSaturation);
+				return `${ramp.consumersAtSaturation} (${ramp.limitedBy}${ramp.error ? `: ${ramp.error}` : ''}) | ${(at?.workerCpuPercent ?? 0).toFixed(0)} | ${(at?.packetsPerSecond ?? 0).toFixed(0)} | ${ramp.packetsPerSecondAtSaturation.toFixed(0)}`;
 			});
 			lines.push(`| ${bitrate} kbit/s | ${source} | ${cells.join(' | ')} |`);
 		}
