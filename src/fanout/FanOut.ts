@@ -98,10 +98,6 @@ export class FanOut {
 		}
 	}
 
-	track(kind: ms.MediaKind): PublishedTrack | undefined {
-		return this.#tracks.find((t) => t.kind === kind);
-	}
-
 	/** Consumers placed on viewer routers of this fan-out on one worker. */
 	consumersOn(workerIndex: number): number {
 		let sum = 0;
