@@ -133,7 +133,7 @@ done
 
 build_dir="$worker_dir/out/Release/build-$srtp"
 rm -rf "$build_dir"
-say "building mediasoup-worker $version with SRTP on $srtp (about 4 minutes on 2 cores)"
+say "building mediasoup-worker $version with SRTP on $srtp (about 11 CPU-minutes: 5-6 minutes on 2 idle cores)"
 start=$(date +%s)
 meson setup --buildtype=release -Db_ndebug=true -Db_pie=true -Db_staticpic=true \
   --wrap-mode=nodownload -Dlibsrtp2:static_prefix="$srtp_prefix" "$build_dir" "$worker_dir"
