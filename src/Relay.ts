@@ -125,6 +125,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 					peerTimeoutMs: this.options.peerTimeoutMs,
 				},
 				restartBackoff: { initialMs: this.options.restartInitialMs, maxMs: this.options.restartMaxMs },
+				silentPublisherMs: this.options.silentPublisherMs,
 				workerConsumers: (workerIndex) => this.#workerConsumers(workerIndex),
 				pickWorkers: () => this.#pickWorkers(),
 				logger: this.logger,

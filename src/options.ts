@@ -74,6 +74,12 @@ export const relayOptionsSchema = z
 		restartMaxMs: z.number().int().min(1).default(5000),
 		/** A WebRTC peer (publisher or viewer) that has not connected, or stays disconnected, this long is ended, ms. Default 15000. */
 		peerTimeoutMs: z.number().int().min(1000).default(15_000),
+		/**
+		 * A WebRTC publisher that has sent nothing (no media, RTCP or STUN) this long is
+		 * replaced by a new publish for its broadcast instead of answering it 409, so a
+		 * broadcaster that vanished can reconnect at once; 0: never. Default 3000.
+		 */
+		silentPublisherMs: z.number().int().min(0).default(3000),
 		/** Starting send estimate of viewer transports, bit/s. Default 2000000. */
 		initialAvailableOutgoingBitrate: z.number().int().min(100_000).default(2_000_000),
 		/** Defaults for broadcasts created without their own. */

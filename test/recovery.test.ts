@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Service } from '../src/service/Service.js';
 import { WeriftViewer } from '../src/harness/WeriftViewer.js';
+import { WeriftPublisher } from './helpers/weriftPublisher.js';
 import { ffmpegChildren, sleep } from './helpers/fixture.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 
+const INGEST = 'ingest-token-123';
 const video = { width: 320, height: 180, fps: 15, bitrateKbps: 200, keyframeIntervalSeconds: 1 };
 
 /**
@@ -54,5 +56,82 @@ describe('sources the relay runs itself come back after a worker death', () => {
 		expect(broadcast.source('video')?.closed).toBe(false);
 		// The demo's one FFmpeg (the one sending to the dead ingest was stopped) and the video re-encoder's.
 		expect(ffmpegChildren().length).toBe(2);
+	});
+});
+
+/** One WHIP POST from a new werift publisher; resolves with the status (the publisher is connected on 201). */
+async function whipAttempt(service: Service, id: string, publisher: WeriftPublisher): Promise<number> {
+	let status = 0;
+	await publisher
+		.connect(async (offer) => {
+			const response = await postSdp(`${service.url}/whip/${id}`, offer, { authorization: `Bearer ${INGEST}` });
+			status = response.status;
+			if (status !== 201) throw new Error(`WHIP ${status}: ${await response.text()}`);
+			return response.text();
+		})
+		.catch(() => undefined);
+	return status;
+}
+
+/**
+ * The publisher's network goes away: its UDP sockets drop everything it sends
+ * (media, RTCP, consent checks), and it says nothing (no DTLS close, no DELETE),
+ * as when a laptop loses Wi-Fi or a browser is killed.
+ */
+function silenceNetwork(publisher: WeriftPublisher): void {
+	for (const ice of publisher.pc.iceTransports) {
+		const protocols = (ice.connection as unknown as { protocols: Array<{ transport: { socket?: { send: (...args: unknown[]) => void } } }> }).protocols;
+		for (const { transport } of protocols) {
+			if (!transport.socket) continue;
+			transport.socket.send = (...args: unknown[]) => {
+				const callback = args.at(-1);
+				if (typeof callback === 'function') (callback as (error: null) => void)(null);
+			};
+		}
+	}
+}
+
+describe('a broadcaster that vanished does not block its own reconnect', () => {
+	const start = useServiceFixture();
+
+	it('a publish replaces a publisher silent for silentPublisherMs at once; a publisher still sending keeps the broadcast (409)', async () => {
+		// The peer timeout stays at its 15 s default: the replacement must not wait for it.
+		const service = await start({ ingestTokens: [INGEST], relay: { broadcastDefaults: { video } } });
+		const publishers: WeriftPublisher[] = [];
+		const publisher = (): WeriftPublisher => {
+			const p = new WeriftPublisher({ ...video, audio: false });
+			publishers.push(p);
+			return p;
+		};
+		try {
+			const first = publisher();
+			expect(await whipAttempt(service, 'comeback', first)).toBe(201);
+			const broadcast = service.relay.broadcast('comeback');
+			await expect.poll(() => broadcast.live, { timeout: 10_000 }).toBe(true);
+			const firstSource = broadcast.source('video')!.id;
+
+			// Still sending: a second publisher is refused, and the first keeps its source.
+			expect(await whipAttempt(service, 'comeback', publisher())).toBe(409);
+			expect(broadcast.source('video')?.id).toBe(firstSource);
+
+			silenceNetwork(first);
+			const silencedAt = performance.now();
+			let status = 0;
+			while (status !== 201 && performance.now() - silencedAt < 12_000) {
+				status = await whipAttempt(service, 'comeback', publisher());
+				if (status !== 201) await sleep(250);
+			}
+			const took = performance.now() - silencedAt;
+			console.log(`a new publish got ${status} ${took.toFixed(0)} ms after the first publisher went silent`);
+			expect(status).toBe(201);
+			// Well under the 15 s peer timeout, which used to be the only way out (17-19 s).
+			expect(took).toBeLessThan(10_000);
+			expect(broadcast.source('video')?.id).not.toBe(firstSource);
+			// The silent publisher's WHIP session ended with its publication.
+			expect(service.sessions.count('whip')).toBe(1);
+			console.log(`viewers get the new publisher's video after ${(await whepUntilVideo(service, 'comeback', 20_000)).toFixed(0)} ms`);
+		} finally {
+			await Promise.all(publishers.map((p) => p.close()));
+		}
 	});
 });

@@ -25,6 +25,8 @@ export interface IngestOptions {
 	workerIndex: number;
 	listenIp: ms.TransportListenIp;
 	peerTimeoutMs: number;
+	/** A WebRTC publisher that has sent nothing this long gives way to a new publish of its kinds, ms; 0: never. */
+	silentPublisherMs: number;
 	downstream: IngestDownstream;
 	keyframes: KeyframeCounter;
 	logger: Logger;
@@ -130,19 +132,45 @@ export class Ingest extends EventEmitter<IngestEvents> {
 		return { broadcastId: this.#options.broadcastId, listenIp: this.#options.listenIp };
 	}
 
-	/** Reserves kinds while `open` sets their sources up, so two publishers racing cannot both get in. */
+	/**
+	 * Reserves kinds while `open` sets their sources up, so two publishers racing
+	 * cannot both get in. A kind already taken is a conflict, unless every source
+	 * in the way is a publisher silent for silentPublisherMs: one that vanished
+	 * (network gone, browser killed) and would otherwise hold the broadcast until
+	 * its peer timeout. Those are closed, and the new publisher takes their place.
+	 */
 	async #withClaim<T>(kinds: ms.MediaKind[], open: () => Promise<T>): Promise<T> {
 		if (this.closed) throw new ConflictError(`broadcast ${this.#options.broadcastId} is rebuilding its ingest; publish again in a moment`);
-		for (const kind of kinds) {
-			if (this.#sources.has(kind) || this.#claims.has(kind)) {
-				throw new ConflictError(`broadcast ${this.#options.broadcastId} already has a ${kind} source; close it or create another broadcast`);
-			}
-		}
+		const inTheWay = kinds.filter((kind) => this.#sources.has(kind) || this.#claims.has(kind));
+		if (inTheWay.length > 0) this.#replaceSilent(inTheWay);
 		for (const kind of kinds) this.#claims.add(kind);
 		try {
 			return await open();
 		} finally {
 			for (const kind of kinds) this.#claims.delete(kind);
+		}
+	}
+
+	/** Closes the sources of `kinds` if every one is a silent publisher; otherwise throws ConflictError. */
+	#replaceSilent(kinds: ms.MediaKind[]): void {
+		const bound = this.#options.silentPublisherMs;
+		const silent = (kind: ms.MediaKind): boolean => {
+			const silentFor = this.#claims.has(kind) ? undefined : this.#sources.get(kind)?.silentForMs?.();
+			return bound > 0 && silentFor !== undefined && silentFor >= bound;
+		};
+		const busy = kinds.find((kind) => !silent(kind));
+		if (busy) {
+			throw new ConflictError(`broadcast ${this.#options.broadcastId} already has a ${busy} source that is still sending; close it or create another broadcast`);
+		}
+		for (const kind of kinds) {
+			const source = this.#sources.get(kind)!;
+			this.#options.logger.warn({ kind, silentForMs: source.silentForMs!() }, 'publisher silent; a new publisher replaces it');
+			// Closing the source closes its producer, which takes it out of #sources (see #adopt).
+			source.close();
+			if (this.#sources.get(kind) === source) {
+				this.#sources.delete(kind);
+				this.#options.downstream.remove(kind);
+			}
 		}
 	}
 

@@ -144,6 +144,7 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
 			workerIndex,
 			listenIp: context.transport.listenIps[0]!,
 			peerTimeoutMs: context.transport.peerTimeoutMs,
+			silentPublisherMs: context.silentPublisherMs,
 			// The encoder in place when a source comes or goes, which a rebuild may have replaced.
 			downstream: { add: (producer) => this.#encoder.add(producer), remove: (kind) => this.#encoder.remove(kind) },
 			keyframes,

@@ -19,6 +19,8 @@ export interface BroadcastContext {
 	workerConsumers(workerIndex: number): number;
 	transport: ViewerTransportOptions;
 	restartBackoff: { initialMs: number; maxMs: number };
+	/** A WebRTC publisher silent this long gives way to a new publish, ms; 0: never. */
+	silentPublisherMs: number;
 	/** Picks live workers for the ingest and encoder routers. */
 	pickWorkers(): { ingest: number; encoder: number };
 	logger: Logger;

@@ -9,8 +9,17 @@ import type { types as ms } from 'mediasoup';
  * DTLS bound it would hold its place (and its consumers) for ever, receiving nothing. mediasoup 3.12 is ICE-lite without consent-freshness timeouts, so
  * a silent UDP peer would otherwise stay "connected" for ever; every live
  * WebRTC peer sends RTCP and consent checks every few seconds.
+ *
+ * The returned watch tells how long the peer has been silent, to the poll's
+ * precision (`pollMs`, default a quarter of `timeoutMs`): a publisher that
+ * needs to know sooner than the timeout (see Ingest) polls more often.
  */
-export function watchPeer(transport: ms.WebRtcTransport, timeoutMs: number, end: (reason: string) => void): void {
+export interface PeerWatch {
+	/** How long the peer has sent nothing (no RTP, RTCP or STUN), ms, as of the last poll. */
+	silentForMs(): number;
+}
+
+export function watchPeer(transport: ms.WebRtcTransport, timeoutMs: number, end: (reason: string) => void, options: { pollMs?: number } = {}): PeerWatch {
 	let ended = false;
 	const finish = (reason: string): void => {
 		if (ended || transport.closed) return;
@@ -38,7 +47,7 @@ export function watchPeer(transport: ms.WebRtcTransport, timeoutMs: number, end:
 				} else if (Date.now() - lastChange >= timeoutMs) finish('peer silent');
 			})
 			.catch(() => undefined);
-	}, Math.max(250, Math.floor(timeoutMs / 4)));
+	}, options.pollMs ?? Math.max(250, Math.floor(timeoutMs / 4)));
 	poll.unref();
 
 	function stop(): void {
@@ -54,4 +63,5 @@ export function watchPeer(transport: ms.WebRtcTransport, timeoutMs: number, end:
 		else if (state === 'failed' || state === 'closed') finish(`DTLS ${state}`);
 	});
 	transport.observer.once('close', stop);
+	return { silentForMs: () => Date.now() - lastChange };
 }

@@ -18,6 +18,11 @@ export interface IngestSource {
 	reattach(router: ms.Router): Promise<IngestSource | undefined>;
 	/** Ends the source: closes what its owner created for it. Idempotent. */
 	close(): void;
+	/**
+	 * How long its sender has sent nothing at all, ms, where the owner can tell (a
+	 * WebRTC publisher): a new publish may then replace it (see Ingest).
+	 */
+	silentForMs?(): number;
 }
 
 /** What every ingest owner needs to open its transport. */

@@ -22,6 +22,9 @@ export interface PublicationOffer {
 	kinds: ms.MediaKind[];
 }
 
+/** How often a publisher's received bytes are sampled: the precision of "silent for" (publishers are few, so this is cheap). */
+const SILENCE_POLL_MS = 500;
+
 export function readPublicationOffer(offerSdp: string): PublicationOffer {
 	const offer = parseOffer(offerSdp);
 	const sections = sectionsFor(offer.media, 'send');
@@ -35,7 +38,8 @@ export function readPublicationOffer(offerSdp: string): PublicationOffer {
  * the ingest router and a producer per sending section, each handed to
  * `adopt` (the ingest) before the answer is made. The transport is the
  * publication's: it closes when the peer goes silent, with close(), or when
- * the ingest closes any of its sources. On any failure nothing is left behind.
+ * the ingest closes any of its sources (a new publisher replacing a silent one).
+ * On any failure nothing is left behind.
  * A publisher cannot be moved, so after the ingest worker died it must publish again.
  */
 export async function openPublication(
@@ -59,15 +63,21 @@ export async function openPublication(
 			answerSections.set(section.mid, { direction: 'recvonly', rtpParameters: producer.rtpParameters });
 		}
 		await transport.connect({ dtlsParameters: { ...offer.dtlsParameters, role: 'server' } });
+		// Watched from before its sources are adopted: the ingest asks how long it has been silent when another publisher comes.
+		const peer = watchPeer(
+			transport,
+			options.peerTimeoutMs,
+			(reason) => {
+				options.logger.warn({ reason }, 'publisher gone; ending its publication');
+				transport.close();
+			},
+			{ pollMs: SILENCE_POLL_MS },
+		);
 		for (const producer of producers) {
-			await options.adopt({ kind: producer.kind, producer, reattach: async () => undefined, close: () => transport.close() });
+			await options.adopt({ kind: producer.kind, producer, reattach: async () => undefined, close: () => transport.close(), silentForMs: () => peer.silentForMs() });
 		}
 		const answer = buildAnswer(offer, transport, answerSections);
 		transport.observer.once('close', () => options.logger.info('publisher transport closed'));
-		watchPeer(transport, options.peerTimeoutMs, (reason) => {
-			options.logger.warn({ reason }, 'publisher gone; ending its publication');
-			transport.close();
-		});
 		return { transport, producers, answer, close: () => transport.close() };
 	} catch (error) {
 		transport.close();
