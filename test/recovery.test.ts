@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { Service } from '../src/service/Service.js';
 import { WeriftViewer } from '../src/harness/WeriftViewer.js';
 import { WeriftPublisher } from './helpers/weriftPublisher.js';
-import { ffmpegChildren, sleep } from './helpers/fixture.js';
+import type { Broadcast } from '../src/Broadcast.js';
+import { ensureClip } from '../src/harness/fixtures.js';
+import { SyntheticBroadcaster } from '../src/harness/SyntheticBroadcaster.js';
+import { ffmpegChildren, sleep, useRelayFixture } from './helpers/fixture.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 
 const INGEST = 'ingest-token-123';
@@ -133,5 +136,66 @@ describe('a broadcaster that vanished does not block its own reconnect', () => {
 		} finally {
 			await Promise.all(publishers.map((p) => p.close()));
 		}
+	});
+});
+
+/**
+ * Kills the broadcast's encoder worker and, as a viewer that lost its session
+ * would, joins again at once: resolves with the ms from the kill to the
+ * rebuild, to the re-encoder's first frame, and to the new viewer's first frame.
+ */
+async function encoderDeathToVideo(fixture: ReturnType<typeof useRelayFixture>, relay: Awaited<ReturnType<ReturnType<typeof useRelayFixture>['relay']>>, broadcast: Broadcast) {
+	const rebuilt = new Promise<number>((resolve) => broadcast.once('rebuilt', () => resolve(performance.now())));
+	const lost = new Promise((resolve) => broadcast.once('viewerslost', resolve));
+	const killedAt = performance.now();
+	process.kill(relay.pool.slots[broadcast.stats.ingest.encoderWorkerIndex]!.worker.pid, 'SIGKILL');
+	// The viewer hears its session end, and joins again.
+	await lost;
+	let encodedAt = Number.NaN;
+	const encoded = (async () => {
+		await rebuilt;
+		while (performance.now() - killedAt < 30_000 && !(broadcast.reencoder('video')?.stats.framesEncoded! > 0)) await sleep(20);
+		encodedAt = performance.now();
+	})();
+	const viewer = await fixture.viewer(broadcast, { audio: false });
+	await viewer.waitFor(() => viewer.keyframeTimes.length > 0, 30_000, 'video after the encoder worker died');
+	await encoded;
+	const figures = { rebuilt: (await rebuilt) - killedAt, reencoded: encodedAt - killedAt, viewer: viewer.keyframeTimes[0]! - killedAt };
+	return figures;
+}
+
+describe('recovery time after the encoder worker dies', () => {
+	const fixture = useRelayFixture();
+	// The relay's own keyframe interval (default 2 s) bounds how long a new viewer waits for the re-encoder's next keyframe.
+	const encoding = { width: 320, height: 180, fps: 15, bitrateKbps: 200, keyframeIntervalSeconds: 2 };
+
+	it('a broadcaster that answers keyframe requests (WebRTC, long GOP): a new viewer gets video again', async () => {
+		const relay = await fixture.relay({ workers: 2 });
+		const broadcast = await relay.createBroadcast({ id: 'enc-kill-pli', video: encoding });
+		const broadcaster = new SyntheticBroadcaster({ clip: ensureClip({ width: 320, height: 180, fps: 15, seconds: 30, bitrateKbps: 200 }), fps: 15 });
+		try {
+			await broadcaster.connect(async (offer) => (await broadcast.publish(offer)).answer);
+			broadcaster.start();
+			await (await fixture.viewer(broadcast, { audio: false })).waitForFrames(5, 20_000);
+			const figures = await encoderDeathToVideo(fixture, relay, broadcast);
+			console.log(`encoder worker killed, broadcaster answering PLI: rebuilt ${figures.rebuilt.toFixed(0)} ms, re-encoder's first frame ${figures.reencoded.toFixed(0)} ms, new viewer's first frame ${figures.viewer.toFixed(0)} ms`);
+			// It is asked for a keyframe as soon as the new FFmpeg listens: well under the re-encoder's own 2 s GOP and a restart.
+			expect(figures.viewer).toBeLessThan(5000);
+		} finally {
+			await broadcaster.close();
+		}
+	});
+
+	// 1 s like most encoders' defaults; 4 s like the demo broadcast's.
+	it.each([1, 4])('a broadcaster that ignores keyframe requests (plain RTP FFmpeg, keyframe every %i s): a new viewer gets video again', async (gop) => {
+		const relay = await fixture.relay({ workers: 2 });
+		const broadcast = await relay.createBroadcast({ id: `enc-kill-rtp-${gop}`, video: encoding });
+		await fixture.broadcaster(broadcast, { width: 320, height: 180, fps: 15, bitrateKbps: 200, keyframeIntervalSeconds: gop, audio: false });
+		await (await fixture.viewer(broadcast, { audio: false })).waitForFrames(5, 20_000);
+		const figures = await encoderDeathToVideo(fixture, relay, broadcast);
+		console.log(`encoder worker killed, FFmpeg broadcaster (keyframe every ${gop} s): rebuilt ${figures.rebuilt.toFixed(0)} ms, re-encoder's first frame ${figures.reencoded.toFixed(0)} ms, new viewer's first frame ${figures.viewer.toFixed(0)} ms`);
+		// The restarted FFmpeg decodes from the broadcaster's first keyframe after the rebuild, within a GOP
+		// (and a margin for a loaded machine). It used to lose that keyframe to probing and wait for the next: two GOPs.
+		expect(figures.viewer).toBeLessThan(gop * 1000 + 2500);
 	});
 });

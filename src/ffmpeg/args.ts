@@ -60,9 +60,12 @@ function sdpInputArgs(localAddress: string): string[] {
 		'-progress', 'pipe:3',
 		'-stats_period', '1',
 		'-protocol_whitelist', 'pipe,udp,rtp',
-		// Decode what arrives now. nobuffer drops the packets read while probing, keyframe
-		// included; the re-encoder asks for a new keyframe when FFmpeg stalls (see TrackReencoder).
-		'-fflags', '+nobuffer+genpts+discardcorrupt',
+		// No +nobuffer: it drops the packets read while probing, and the feeding consumer starts
+		// at a keyframe (mediasoup forwards nothing before one), so the probe read exactly that
+		// keyframe and threw it away: FFmpeg decoded only from the broadcaster's next one, a whole
+		// GOP later (7.7 s instead of 3.7 s after a restart with a 4 s GOP). Kept, the probed
+		// packets are decoded at once, and the probe ends at the keyframe that gives the size.
+		'-fflags', '+genpts+discardcorrupt',
 		'-flags', 'low_delay',
 		// Probe only until the first keyframe gives the size: every millisecond here delays
 		// the first frame after a start or restart.
