@@ -19,8 +19,13 @@ export interface AnswerTransport {
 
 /**
  * Writes the SDP answer of a mediasoup WebRtcTransport (ICE-lite, so every
- * candidate is in the answer; DTLS role active) for the given offer. Sections
- * not in `sections` are rejected with port 0, as RFC 3264 asks.
+ * candidate is in the answer; DTLS role active) for the given offer.
+ *
+ * Every offered m= section is answered, in offer order and with its mid (RFC
+ * 3264 §6, RFC 8829 §5.3.1): browsers refuse an answer with fewer m= lines than
+ * their offer. Sections not in `sections` (a data channel, a second video
+ * section, a direction the relay does not serve) are rejected with port 0 and
+ * left out of the BUNDLE group.
  */
 export function buildAnswer(offer: ParsedOffer, transport: AnswerTransport, sections: ReadonlyMap<string, AnswerSection>): string {
 	const fingerprint =
@@ -40,20 +45,26 @@ export function buildAnswer(offer: ParsedOffer, transport: AnswerTransport, sect
 	const first = transport.iceCandidates[0];
 	const accepted: string[] = [];
 
-	const media = offer.media.map((offered): sdpTransform.MediaDescription => {
-		const section = sections.get(offered.mid);
-		if (!section) {
-			return {
-				type: offered.raw.type,
+	const media = offer.sections.map((offeredSection): sdpTransform.MediaDescription => {
+		const section = sections.get(offeredSection.mid);
+		const offered = offeredSection.media;
+		if (!section || !offered) {
+			const rejected: sdpTransform.MediaDescription = {
+				type: offeredSection.type,
 				port: 0,
-				protocol: offered.raw.protocol,
-				payloads: offered.raw.payloads,
-				rtp: offered.raw.rtp ?? [],
+				protocol: offeredSection.protocol,
+				payloads: offeredSection.formats,
+				rtp: [],
 				fmtp: [],
-				mid: offered.mid,
-				direction: 'inactive',
 				connection: { version: 4, ip: '0.0.0.0' },
+				mid: offeredSection.mid,
 			};
+			// An RTP section keeps its codecs and says it carries nothing.
+			if (offered) Object.assign(rejected, { rtp: offered.raw.rtp ?? [], direction: 'inactive' });
+			// A rejected data channel repeats its SCTP port, as Chromium's answers do: werift (0.25) reads
+			// the port of every m=application and refuses an answer without one, port 0 or not.
+			if (offeredSection.sctpPort !== undefined) rejected.sctpPort = offeredSection.sctpPort;
+			return rejected;
 		}
 		accepted.push(offered.mid);
 		const { rtpParameters } = section;

@@ -35,8 +35,28 @@ export function sectionsFor(media: readonly OfferMedia[], role: 'send' | 'receiv
 	return sections;
 }
 
+/**
+ * Any m= section of the offer, in offer order: what the answer needs to answer
+ * each, served or not (RFC 3264 §6: one answer m= line per offer m= line).
+ */
+export interface OfferSection {
+	mid: string;
+	/** The m= line's media, e.g. "video", or "application" for a data channel. */
+	type: string;
+	protocol: string;
+	/** The m= line's formats as offered ("96 97", "webrtc-datachannel"). */
+	formats: string;
+	/** A data channel's a=sctp-port (RFC 8841), when offered. */
+	sctpPort?: number;
+	/** The parsed audio or video section; undefined for others (data channels), which the relay never serves. */
+	media?: OfferMedia;
+}
+
 export interface ParsedOffer {
+	/** The audio and video sections, checked. */
 	media: OfferMedia[];
+	/** Every m= section, audio, video or not, in offer order. */
+	sections: OfferSection[];
 	/** The offerer's DTLS parameters as the remote side of a mediasoup transport. */
 	dtlsParameters: ms.DtlsParameters;
 	iceUfrag?: string;
@@ -48,6 +68,8 @@ const MAX_SECTIONS = 16;
 const MAX_SSRC = 2 ** 32 - 1;
 const DIRECTIONS = new Set(['sendrecv', 'recvonly', 'sendonly', 'inactive']);
 const SETUPS = new Set(['actpass', 'active', 'passive']);
+/** An m= line's formats: 1-64 space-separated tokens (payload types, "webrtc-datachannel", an SCTP port). */
+const FORMATS = /^[A-Za-z0-9!#$%&'*+.^_`{|}~\/-]{1,64}(?: [A-Za-z0-9!#$%&'*+.^_`{|}~\/-]{1,64}){0,63}$/;
 
 function mediaKind(type: string): ms.MediaKind | undefined {
 	return type === 'audio' || type === 'video' ? type : undefined;
@@ -133,6 +155,7 @@ export function parseOffer(sdp: string): ParsedOffer {
 	const icePwd = checkIceCredential(session.icePwd ?? session.media[0]?.icePwd, 'ice-pwd');
 
 	const media: OfferMedia[] = [];
+	const sections: OfferSection[] = [];
 	const mids = new Set<string>();
 	const ssrcOwners = new Map<number, string>();
 	session.media.forEach((section, index) => {
@@ -143,8 +166,16 @@ export function parseOffer(sdp: string): ParsedOffer {
 		const mid = section.mid !== undefined ? checkMid(section.mid, where) : String(index);
 		if (mids.has(mid)) throw new InvalidSdpError(`two m= sections have mid ${mid}; give each its own a=mid`);
 		mids.add(mid);
+		// The formats are echoed in the answer, served or not (audio and video ones are payload types, checked below).
+		const formats = (text(section.payloads) ?? '').trim().split(/\s+/).filter(Boolean).join(' ');
 		const kind = mediaKind(section.type);
-		if (!kind) return; // data channels and others are ignored (rejected in the answer)
+		if (!kind) {
+			// Data channels and other media the relay does not serve: rejected in the answer (port 0).
+			if (!FORMATS.test(formats)) throw new InvalidSdpError(`${where}: the m= line lists no valid formats ("${formats.slice(0, 60)}")`);
+			const sctpPort = integerIn(section.sctpPort, 1, 65535);
+			sections.push({ mid, type: section.type, protocol: section.protocol, formats, ...(sctpPort !== undefined ? { sctpPort } : {}) });
+			return;
+		}
 		const direction = text(section.direction ?? session.direction) ?? 'sendrecv';
 		if (!DIRECTIONS.has(direction)) throw new InvalidSdpError(`${where}: direction ${direction} is not valid`);
 
@@ -181,7 +212,7 @@ export function parseOffer(sdp: string): ParsedOffer {
 		if (new Set(rids).size !== rids.length) throw new InvalidSdpError(`${where}: a RID is listed twice`);
 		const sectionMsid = section.msid?.[0];
 		const msidLine = sectionMsid ? `${text(sectionMsid.id) ?? ''} ${text(sectionMsid.appdata) ?? ''}`.trim() : undefined;
-		media.push({
+		const parsed: OfferMedia = {
 			mid,
 			kind,
 			direction: direction as OfferMedia['direction'],
@@ -193,7 +224,9 @@ export function parseOffer(sdp: string): ParsedOffer {
 			msid: msid ?? (msidLine && msidLine.length <= 255 ? msidLine : undefined),
 			cname,
 			raw: section,
-		});
+		};
+		media.push(parsed);
+		sections.push({ mid, type: section.type, protocol: section.protocol, formats, media: parsed });
 	});
 	if (media.length === 0) throw new InvalidSdpError('SDP offer has no audio or video m= section');
 	// One transport carries every section (BUNDLE): a payload type means one codec across them
@@ -215,6 +248,7 @@ export function parseOffer(sdp: string): ParsedOffer {
 	const role: ms.DtlsRole = setup === 'active' ? 'client' : 'server';
 	return {
 		media,
+		sections,
 		dtlsParameters: { role, fingerprints: [fingerprint] },
 		...(iceUfrag ? { iceUfrag } : {}),
 		...(icePwd ? { icePwd } : {}),

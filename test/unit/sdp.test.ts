@@ -93,6 +93,44 @@ describe('SDP offers and answers', () => {
 		expect(answer).toContain('a=sendonly');
 	});
 
+	it('answers every offered m= section in order with its mid, a data channel and unserved sections rejected with port 0 and outside BUNDLE (issue 8 §7)', () => {
+		// A data channel opened before the transceivers (Chromium puts it first), then audio and video; the relay serves video only.
+		const withDataChannel = chromeLikeOffer
+			.replace('a=group:BUNDLE 0 1', 'a=group:BUNDLE dc 0 1')
+			.replace('m=audio 9', ['m=application 9 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0', 'a=mid:dc', 'a=sctp-port:5000', 'a=max-message-size:262144', 'm=audio 9'].join('\r\n'));
+		const offer = parseOffer(withDataChannel);
+		expect(offer.media.map((m) => m.mid)).toEqual(['0', '1']);
+		expect(offer.sections.map((s) => [s.type, s.mid])).toEqual([
+			['application', 'dc'],
+			['audio', '0'],
+			['video', '1'],
+		]);
+		const answer = buildAnswer(
+			offer,
+			{
+				iceParameters: { usernameFragment: 'uf', password: 'pw', iceLite: true },
+				iceCandidates: [{ foundation: 'udpcandidate', priority: 1076302079, ip: '127.0.0.1', protocol: 'udp', port: 40001, type: 'host' }],
+				dtlsParameters: { role: 'auto', fingerprints: [{ algorithm: 'sha-256', value: '11:22' }] },
+			},
+			new Map([['1', { direction: 'sendonly', rtpParameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000 }], encodings: [{ ssrc: 42 }] } }]]),
+		);
+		// It was two m= lines (audio rejected, video), and no m=application: Chromium refuses that answer.
+		const mLines = answer.split('\r\n').filter((l) => l.startsWith('m='));
+		expect(mLines).toEqual(['m=application 0 UDP/DTLS/SCTP webrtc-datachannel', 'm=audio 0 UDP/TLS/RTP/SAVPF 111', 'm=video 40001 UDP/TLS/RTP/SAVPF 96']);
+		expect(answer.match(/^a=mid:.*$/gm)).toEqual(['a=mid:dc', 'a=mid:0', 'a=mid:1']);
+		expect(answer).toContain('a=group:BUNDLE 1\r\n');
+		// The rejected data channel repeats its SCTP port (werift refuses an m=application without one), and no RTP attributes.
+		const application = answer.slice(answer.indexOf('m=application'), answer.indexOf('m=audio'));
+		expect(application).toContain('a=sctp-port:5000');
+		expect(application).not.toMatch(/rtpmap|candidate|ice-ufrag|a=(sendonly|recvonly|inactive)/);
+	});
+
+	it('an unserved m= section whose formats are garbage is a 400, not echoed into the answer', () => {
+		const garbled = chromeLikeOffer.replace('m=audio 9', ['m=application 9 UDP/DTLS/SCTP web<rtc>', 'a=mid:dc', 'm=audio 9'].join('\r\n'));
+		expect(() => parseOffer(garbled)).toThrow(InvalidSdpError);
+		expect(() => parseOffer(garbled)).toThrow(/no valid formats/);
+	});
+
 	describe('client values are checked before sdp-transform helpers or mediasoup see them (issue 8 §2: these were 500s)', () => {
 		const withLine = (after: string, line: string): string => chromeLikeOffer.replace(`${after}\r\n`, `${after}\r\n${line}\r\n`);
 		const replaced = (line: string, by: string): string => chromeLikeOffer.replace(`${line}\r\n`, by ? `${by}\r\n` : '');
