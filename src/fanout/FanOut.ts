@@ -24,8 +24,21 @@ export interface FanOutOptions {
 	workerConsumers(workerIndex: number): number;
 	/** Called with each pipe consumer made for a published track (the keyframe counter watches them). */
 	onPipe?(consumer: ms.Consumer): void;
+	/**
+	 * How long a viewer router with no viewer left stays open for the next viewer of its
+	 * profile before it closes with its pipes, ms; 0 closes it at once. Default 2000.
+	 */
+	idleRouterLingerMs?: number;
+	/**
+	 * Most empty viewer routers kept lingering at once; beyond it the longest idle one
+	 * closes at once. Default: one per worker.
+	 */
+	maxIdleRouters?: number;
 	logger: Logger;
 }
+
+/** See FanOutOptions.idleRouterLingerMs. */
+export const IDLE_ROUTER_LINGER_MS = 2000;
 
 /** A viewer-facing router: lives on one worker, made with one viewer payload-type profile. */
 export interface ViewerRouter {
@@ -59,6 +72,8 @@ export interface RouterInfo {
 
 interface RouterEntry extends ViewerRouter {
 	pipes: Map<string, Promise<Pipe>>;
+	/** Set while the router has no consumer placed on it: it closes when this fires. */
+	idle?: { since: number; timer: NodeJS.Timeout };
 }
 
 /**
@@ -66,6 +81,20 @@ interface RouterEntry extends ViewerRouter {
  * published tracks into each router the first time a viewer there needs them,
  * exactly once per router and track. The pipe transports are its own
  * (RouterPipes), and close with it.
+ *
+ * A router whose consumer tally falls to 0 (its last viewer left, or the last
+ * join placed on it failed) closes, with its pipes, after a short linger.
+ * Routers are made per payload-type profile, so without this a client could
+ * leave one router behind per payload-type combination it offers. The tally is
+ * taken when a join is placed, before its viewer exists, so a router with a
+ * join in flight is never idle, and an idle router leaves the map the moment it
+ * is closed: no join can be placed on a router being closed. The linger (rather
+ * than closing at once) spares a viewer that reconnects, or the next viewer of
+ * a broadcast whose audience comes and goes, a new router, pipe transport pair
+ * and pipe; the cap on idle routers keeps a client that churns through profiles
+ * from holding more than a few of them open. Every profile is treated alike:
+ * the default one ("any" payload type) is only cheaper to keep in the common
+ * case, which the linger covers.
  */
 export class FanOut {
 	readonly #options: FanOutOptions;
@@ -126,14 +155,49 @@ export class FanOut {
 		}
 		const entry = decision.kind === 'existing' ? this.#routers.get(decision.routerId)! : this.#openRouter(decision.slot, profile, payloadTypes);
 		entry.consumers += consumers;
+		this.#busy(entry);
 		const worker = pool.slot(entry.workerIndex).worker;
 		return { routerId: entry.id, workerIndex: entry.workerIndex, workerPid: worker.pid, consumers, entry, worker };
 	}
 
-	/** Gives back a placement's capacity. Safe after the router is gone. */
+	/** Gives back a placement's capacity; a router left with none closes after the linger. Safe after the router is gone. */
 	release(placement: ViewerPlacement): void {
 		const entry = this.#routers.get(placement.routerId);
-		if (entry) entry.consumers = Math.max(0, entry.consumers - placement.consumers);
+		if (!entry) return;
+		entry.consumers = Math.max(0, entry.consumers - placement.consumers);
+		if (entry.consumers === 0) this.#idle(entry);
+	}
+
+	/** A router with a consumer placed on it again is no longer idle. */
+	#busy(entry: RouterEntry): void {
+		if (!entry.idle) return;
+		clearTimeout(entry.idle.timer);
+		delete entry.idle;
+	}
+
+	/** A router with no consumer left: closes after the linger, or at once when too many are idle. */
+	#idle(entry: RouterEntry): void {
+		if (this.#closed || entry.idle) return;
+		const linger = this.#options.idleRouterLingerMs ?? IDLE_ROUTER_LINGER_MS;
+		if (linger <= 0) return this.#closeRouter(entry, 'idle');
+		const timer = setTimeout(() => {
+			if (entry.consumers === 0) this.#closeRouter(entry, 'idle');
+		}, linger);
+		timer.unref();
+		entry.idle = { since: performance.now(), timer };
+		const idle = [...this.#routers.values()].filter((r) => r.idle).sort((a, b) => a.idle!.since - b.idle!.since);
+		const max = this.#options.maxIdleRouters ?? this.#options.pool.slots.length;
+		for (const oldest of idle.slice(0, Math.max(0, idle.length - max))) this.#closeRouter(oldest, 'too many idle');
+	}
+
+	/** Closes one viewer router: mediasoup closes its transports with it, and so the pipes into it. */
+	#closeRouter(entry: RouterEntry, why: string): void {
+		this.#busy(entry);
+		if (this.#routers.get(entry.id) !== entry) return;
+		// Out of the map first: from here no join can be placed on it.
+		this.#routers.delete(entry.id);
+		void entry.router.then((r) => r.close(), () => undefined);
+		this.#logger.debug({ routerId: entry.id, workerIndex: entry.workerIndex, profile: entry.profile, why }, 'viewer router closed');
 	}
 
 	#openRouter(workerIndex: number, profile: string, payloadTypes: Partial<Record<CodecName, number>>): RouterEntry {
@@ -147,12 +211,14 @@ export class FanOut {
 		router.then(
 			(r) => {
 				r.observer.once('close', () => {
+					this.#busy(entry);
 					if (this.#routers.get(id) === entry) this.#routers.delete(id);
 				});
 				if (this.#closed) r.close();
 			},
 			(error: unknown) => {
 				this.#logger.error({ err: error, workerIndex }, 'could not create viewer router');
+				this.#busy(entry);
 				this.#routers.delete(id);
 			},
 		);
@@ -203,7 +269,10 @@ export class FanOut {
 	/** Forgets the routers of a dead worker (mediasoup closed them with it), and so their consumer tally. */
 	dropWorker(workerIndex: number): void {
 		const lost = [...this.#routers.values()].filter((r) => r.workerIndex === workerIndex);
-		for (const entry of lost) this.#routers.delete(entry.id);
+		for (const entry of lost) {
+			this.#busy(entry);
+			this.#routers.delete(entry.id);
+		}
 		if (lost.length > 0) this.#logger.warn({ workerIndex, routers: lost.length }, 'viewer routers lost with their worker');
 	}
 
@@ -211,7 +280,10 @@ export class FanOut {
 	close(): void {
 		if (this.#closed) return;
 		this.#closed = true;
-		for (const entry of this.#routers.values()) void entry.router.then((r) => r.close(), () => undefined);
+		for (const entry of this.#routers.values()) {
+			this.#busy(entry);
+			void entry.router.then((r) => r.close(), () => undefined);
+		}
 		this.#routers.clear();
 		this.#pipes.close();
 	}
