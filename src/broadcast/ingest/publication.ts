@@ -4,7 +4,7 @@ import { producerParametersFromOffer } from '../../ingest/webrtcOffer.js';
 import type { Logger } from '../../logger.js';
 import { buildAnswer, type AnswerSection } from '../../sdp/buildAnswer.js';
 import { parseOffer, sectionsFor, type OfferMedia } from '../../sdp/parseOffer.js';
-import { watchPeer } from '../../viewers/watchPeer.js';
+import { watchPeer, type PeerWatch } from '../../viewers/watchPeer.js';
 import type { IngestSource, IngestTransportOptions } from './IngestSource.js';
 
 /** A WebRTC publisher (WHIP): its transport and producers on the ingest router. Close it to end the publication. */
@@ -63,8 +63,17 @@ export async function openPublication(
 			answerSections.set(section.mid, { direction: 'recvonly', rtpParameters: producer.rtpParameters });
 		}
 		await transport.connect({ dtlsParameters: { ...offer.dtlsParameters, role: 'server' } });
-		// Watched from before its sources are adopted: the ingest asks how long it has been silent when another publisher comes.
-		const peer = watchPeer(
+		// Not silent until watched: the peer cannot send before it has the answer.
+		let peer: PeerWatch | undefined;
+		const silentForMs = (): number => peer?.silentForMs() ?? 0;
+		for (const producer of producers) {
+			await options.adopt({ kind: producer.kind, producer, reattach: async () => undefined, close: () => transport.close(), silentForMs });
+		}
+		const answer = buildAnswer(offer, transport, answerSections);
+		transport.observer.once('close', () => options.logger.info('publisher transport closed'));
+		// Watched from the answer on (the peer's time to connect starts there); the ingest asks how long
+		// it has been silent when another publisher comes, so it is polled more often than the timeout needs.
+		peer = watchPeer(
 			transport,
 			options.peerTimeoutMs,
 			(reason) => {
@@ -73,11 +82,6 @@ export async function openPublication(
 			},
 			{ pollMs: SILENCE_POLL_MS },
 		);
-		for (const producer of producers) {
-			await options.adopt({ kind: producer.kind, producer, reattach: async () => undefined, close: () => transport.close(), silentForMs: () => peer.silentForMs() });
-		}
-		const answer = buildAnswer(offer, transport, answerSections);
-		transport.observer.once('close', () => options.logger.info('publisher transport closed'));
 		return { transport, producers, answer, close: () => transport.close() };
 	} catch (error) {
 		transport.close();
