@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Service } from '../src/service/Service.js';
 import { WeriftViewer } from '../src/harness/WeriftViewer.js';
 import { WeriftPublisher } from './helpers/weriftPublisher.js';
-import type { Broadcast } from '../src/Broadcast.js';
+import type { Broadcast, Publication } from '../src/Broadcast.js';
 import { ensureClip } from '../src/harness/fixtures.js';
 import { SyntheticBroadcaster } from '../src/harness/SyntheticBroadcaster.js';
 import { ffmpegChildren, sleep, useRelayFixture } from './helpers/fixture.js';
@@ -183,6 +183,51 @@ describe('recovery time after the encoder worker dies', () => {
 			expect(figures.viewer).toBeLessThan(5000);
 		} finally {
 			await broadcaster.close();
+		}
+	});
+
+	it('a WebRTC broadcaster that publishes again after the encoder worker died: a new viewer gets its video', async () => {
+		const relay = await fixture.relay({ workers: 2 });
+		const broadcast = await relay.createBroadcast({ id: 'enc-kill-republish', video: encoding });
+		const clip = ensureClip({ width: 320, height: 180, fps: 15, seconds: 30, bitrateKbps: 200 });
+		const first = new SyntheticBroadcaster({ clip, fps: 15 });
+		const again = new SyntheticBroadcaster({ clip, fps: 15 });
+		try {
+			let publication: Publication | undefined;
+			await first.connect(async (offer) => {
+				publication = await broadcast.publish(offer);
+				return publication.answer;
+			});
+			first.start();
+			await (await fixture.viewer(broadcast, { audio: false })).waitForFrames(5, 20_000);
+			const lost = new Promise((resolve) => broadcast.once('viewerslost', resolve));
+			const killedAt = performance.now();
+			const rebuilt = new Promise<number>((resolve) => broadcast.once('rebuilt', () => resolve(performance.now() - killedAt)));
+			process.kill(relay.pool.slots[broadcast.stats.ingest.encoderWorkerIndex]!.worker.pid, 'SIGKILL');
+			await lost;
+			// The broadcaster ends its session and publishes again, as a WHIP client that reconnects does.
+			publication!.close();
+			await first.close();
+			let republishedAt = Number.NaN;
+			await again.connect(async (offer) => {
+				republishedAt = performance.now();
+				return (await broadcast.publish(offer)).answer;
+			});
+			again.start();
+			while (!broadcast.live && performance.now() - republishedAt < 15_000) await sleep(20);
+			const viewer = await fixture.viewer(broadcast, { audio: false });
+			await viewer.waitFor(() => viewer.keyframeTimes.length > 0, 15_000, 'video after publishing again');
+			const took = viewer.keyframeTimes[0]! - republishedAt;
+			const rebuiltAfter = await rebuilt;
+			console.log(`rebuilt ${rebuiltAfter.toFixed(0)} ms after the kill; the new publish began ${(republishedAt - killedAt).toFixed(0)} ms after it`);
+			// The rebuild waits for the old re-encoder, whose FFmpeg had lost its input: it ignored SIGTERM, and
+			// the rebuild (and the new publish with it) waited the 2 s until SIGKILL.
+			expect(rebuiltAfter).toBeLessThan(1800);
+			console.log(`encoder worker killed, broadcaster published again: live ${(viewer.joinedAt - republishedAt).toFixed(0)} ms, new viewer's first frame ${took.toFixed(0)} ms after its publish`);
+			expect(took).toBeLessThan(8000);
+		} finally {
+			await first.close();
+			await again.close();
 		}
 	});
 

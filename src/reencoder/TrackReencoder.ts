@@ -13,6 +13,13 @@ import { feedConnectParams, feedTransportOptions } from '../ffmpeg/inputFeed.js'
 import { waitForUdpBind } from '../ports/waitForUdpBind.js';
 
 const LOOPBACK = '127.0.0.1';
+/**
+ * SIGTERM to SIGKILL, ms. An FFmpeg waiting for input (its source gone, or never
+ * come) does not act on SIGTERM, so closing it took the default 2 s, and a
+ * pipeline rebuild or a republish waited that long; a live re-encoder has no
+ * file to finish, so killing it sooner loses nothing.
+ */
+const FFMPEG_KILL_TIMEOUT_MS = 300;
 
 export interface TrackReencoderOptions {
 	/** The broadcaster's producer, on `sourceRouter`. */
@@ -239,6 +246,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			binary: this.#options.ffmpegPath,
 			args: this.#ffmpegArgs(),
 			stdin: sdp,
+			killTimeoutMs: FFMPEG_KILL_TIMEOUT_MS,
 			logger: this.#logger.child({ ffmpegRun: this.#restarts }),
 		});
 		this.#ffmpeg = ffmpeg;
