@@ -155,7 +155,7 @@ export class FanOut {
 		}
 		const entry = decision.kind === 'existing' ? this.#routers.get(decision.routerId)! : this.#openRouter(decision.slot, profile, payloadTypes);
 		entry.consumers += consumers;
-		this.#busy(entry);
+		this.#stopIdling(entry);
 		const worker = pool.slot(entry.workerIndex).worker;
 		return { routerId: entry.id, workerIndex: entry.workerIndex, workerPid: worker.pid, consumers, entry, worker };
 	}
@@ -169,7 +169,7 @@ export class FanOut {
 	}
 
 	/** A router with a consumer placed on it again is no longer idle. */
-	#busy(entry: RouterEntry): void {
+	#stopIdling(entry: RouterEntry): void {
 		if (!entry.idle) return;
 		clearTimeout(entry.idle.timer);
 		delete entry.idle;
@@ -192,7 +192,7 @@ export class FanOut {
 
 	/** Closes one viewer router: mediasoup closes its transports with it, and so the pipes into it. */
 	#closeRouter(entry: RouterEntry, why: string): void {
-		this.#busy(entry);
+		this.#stopIdling(entry);
 		if (this.#routers.get(entry.id) !== entry) return;
 		// Out of the map first: from here no join can be placed on it.
 		this.#routers.delete(entry.id);
@@ -211,14 +211,14 @@ export class FanOut {
 		router.then(
 			(r) => {
 				r.observer.once('close', () => {
-					this.#busy(entry);
+					this.#stopIdling(entry);
 					if (this.#routers.get(id) === entry) this.#routers.delete(id);
 				});
 				if (this.#closed) r.close();
 			},
 			(error: unknown) => {
 				this.#logger.error({ err: error, workerIndex }, 'could not create viewer router');
-				this.#busy(entry);
+				this.#stopIdling(entry);
 				this.#routers.delete(id);
 			},
 		);
@@ -270,7 +270,7 @@ export class FanOut {
 	dropWorker(workerIndex: number): void {
 		const lost = [...this.#routers.values()].filter((r) => r.workerIndex === workerIndex);
 		for (const entry of lost) {
-			this.#busy(entry);
+			this.#stopIdling(entry);
 			this.#routers.delete(entry.id);
 		}
 		if (lost.length > 0) this.#logger.warn({ workerIndex, routers: lost.length }, 'viewer routers lost with their worker');
@@ -281,7 +281,7 @@ export class FanOut {
 		if (this.#closed) return;
 		this.#closed = true;
 		for (const entry of this.#routers.values()) {
-			this.#busy(entry);
+			this.#stopIdling(entry);
 			void entry.router.then((r) => r.close(), () => undefined);
 		}
 		this.#routers.clear();
