@@ -22,7 +22,7 @@ const RETRY_MS = 1000;
 
 /**
  * A demo broadcast so a newcomer sees video at once: FFmpeg's test pattern and
- * a tone, encoded as a broadcaster would (VP8, keyframe every 4 s) and sent
+ * a tone, encoded as a broadcaster would (VP8, keyframe every 2 s, as OBS recommends) and sent
  * over plain RTP to the relay's RTP ingest. The demo is a source the relay runs
  * itself, so it comes back by itself: FFmpeg is restarted if it dies, and when
  * its RTP source closes (its ingest worker died: a plain-RTP sender cannot be
@@ -108,7 +108,7 @@ class DemoSource {
 		const video = this.#endpoints.find((e) => e.kind === 'video')!;
 		const audio = this.#endpoints.find((e) => e.kind === 'audio')!;
 		const args = testSourceArgs({
-			video: { codec: 'VP8', width: 1280, height: 720, fps: 30, bitrateKbps: 2000, keyframeIntervalSeconds: 4, threads: 1 },
+			video: { codec: 'VP8', width: 1280, height: 720, fps: 30, bitrateKbps: 2000, keyframeIntervalSeconds: 2, threads: 1 },
 			videoTarget: { host: video.ip, rtpPort: video.port, rtcpPort: video.rtcpPort, ssrc: VIDEO_SSRC, payloadType: 96 },
 			audioTarget: { host: audio.ip, rtpPort: audio.port, rtcpPort: audio.rtcpPort, ssrc: AUDIO_SSRC, payloadType: 111 },
 		});
