@@ -5,17 +5,8 @@
  * wrong lines inserted. Same seed, same offers.
  */
 
-/** mulberry32: a small seeded PRNG, so a failing offer can be made again from its index. */
-export function seededRandom(seed: number): () => number {
-	let state = seed >>> 0;
-	return () => {
-		state = (state + 0x6d2b79f5) >>> 0;
-		let t = state;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+// The harness's seeded PRNG (mulberry32), so a failing offer can be made again from its index.
+export { seededRandom } from '../../src/harness/LossyProxy.js';
 
 const GARBAGE_TOKENS = [
 	'', ' ', 'x', '0', '-1', '1.5', '1e400', 'NaN', 'Infinity', '4294967296', '18446744073709551616', '99999999999999999999',
