@@ -23,6 +23,13 @@ const videoEncodingSchema = z.strictObject({
 	keyframeIntervalSeconds: z.number().min(0.1).max(60).default(2),
 	/** Encoder threads. Default 2. */
 	threads: z.number().int().min(1).max(64).default(2),
+	/**
+	 * libav engine: shortest time between two keyframes made on demand (a viewer's PLI/FIR,
+	 * a new viewer), ms. Requests inside it are coalesced into the next allowed keyframe.
+	 * Lower: joining viewers wait less; higher: fewer keyframes (each costs several frames'
+	 * bits) when many viewers ask at once. Default 500.
+	 */
+	minKeyframeIntervalMs: z.number().int().min(0).max(60_000).default(500),
 });
 
 const audioSchema = z.strictObject({
@@ -37,6 +44,12 @@ export const broadcastOptionsSchema = z.strictObject({
 	id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "-" or "_"').optional(),
 	/** "relay": viewers get the re-encoded stream; "baseline": the broadcaster's stream piped as is. Default "relay". */
 	mode: z.enum(['relay', 'baseline']).default('relay'),
+	/**
+	 * Re-encoder engine (relay mode). "libav": one engine process per broadcast on node-av
+	 * (libavcodec), with keyframes on demand, NACK-repaired input and A/V on one clock;
+	 * "ffmpeg": the FFmpeg command line per track, keyframes on its own clock only. Default "libav".
+	 */
+	engine: z.enum(['libav', 'ffmpeg']).default('ffmpeg'),
 	video: videoEncodingSchema.prefault({}),
 	audio: audioSchema.prefault({}),
 });
