@@ -1,0 +1,55 @@
+/**
+ * When the engine's next picture must be a keyframe: the first one, the fixed
+ * interval, and viewers' requests coalesced to at most one per
+ * `minKeyframeIntervalMs` (a PLI storm from hundreds of viewers makes a few
+ * keyframes, not hundreds; each costs several frames' worth of bits).
+ */
+export class KeyframePolicy {
+	readonly #intervalMs: number;
+	readonly #minIntervalMs: number;
+	#lastKeyframeAt = Number.NEGATIVE_INFINITY;
+	#requested = false;
+	#requestsReceived = 0;
+	#onDemand = 0;
+	#made = 0;
+
+	constructor(options: { intervalMs: number; minIntervalMs: number }) {
+		this.#intervalMs = options.intervalMs;
+		this.#minIntervalMs = options.minIntervalMs;
+	}
+
+	/** A viewer (through mediasoup) asked for a keyframe. */
+	request(): void {
+		this.#requestsReceived += 1;
+		this.#requested = true;
+	}
+
+	/** Whether the picture about to be encoded at `now` must be a keyframe. */
+	due(now: number): boolean {
+		const since = now - this.#lastKeyframeAt;
+		if (since >= this.#intervalMs) return true;
+		return this.#requested && since >= this.#minIntervalMs;
+	}
+
+	/** When a pending request may next be served (for a timer), or undefined if none is pending. */
+	pendingAt(): number | undefined {
+		return this.#requested ? this.#lastKeyframeAt + this.#minIntervalMs : undefined;
+	}
+
+	/** A keyframe left at `now`; `forced` when due() asked for it (not the encoder's own, e.g. after a resize). */
+	made(now: number): void {
+		const onDemand = this.#requested && now - this.#lastKeyframeAt < this.#intervalMs;
+		if (onDemand) this.#onDemand += 1;
+		this.#made += 1;
+		this.#requested = false;
+		this.#lastKeyframeAt = now;
+	}
+
+	get lastKeyframeAt(): number {
+		return this.#lastKeyframeAt;
+	}
+
+	get counts(): { made: number; onDemand: number; requestsReceived: number } {
+		return { made: this.#made, onDemand: this.#onDemand, requestsReceived: this.#requestsReceived };
+	}
+}

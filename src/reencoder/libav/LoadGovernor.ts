@@ -1,0 +1,53 @@
+import type { EffortLevel } from './VideoTranscoder.js';
+
+/** What the engine saw in one second of work. */
+export interface SecondOfWork {
+	/** Frames decoded but not encoded because newer ones were waiting. */
+	skipped: number;
+	/** Frames encoded. */
+	encoded: number;
+	/** 95th percentile of arrival-to-send, ms. */
+	latencyP95: number;
+}
+
+/**
+ * Sheds load in steps when the engine falls behind real time, and gives it back
+ * when the pressure ends: skipping frames happens by itself (only the newest
+ * waiting frame is encoded); this raises the encoder's effort level (0 normal,
+ * 1 cheaper encoder settings, 2 half resolution) after a second of falling
+ * behind, and lowers it one step after `calmSeconds` of keeping up.
+ */
+export class LoadGovernor {
+	readonly #frameIntervalMs: number;
+	readonly #calmSeconds: number;
+	#effort: EffortLevel = 0;
+	#calm = 0;
+
+	constructor(options: { fps: number; calmSeconds?: number }) {
+		this.#frameIntervalMs = 1000 / options.fps;
+		this.#calmSeconds = options.calmSeconds ?? 2;
+	}
+
+	get effort(): EffortLevel {
+		return this.#effort;
+	}
+
+	/** Feeds one second of figures; returns the effort level to use from now on. */
+	second(work: SecondOfWork): EffortLevel {
+		const behind = work.skipped > Math.max(1, (work.encoded + work.skipped) * 0.1) || work.latencyP95 > 4 * this.#frameIntervalMs;
+		const keepingUp = work.skipped === 0 && work.latencyP95 < 2 * this.#frameIntervalMs;
+		if (behind) {
+			this.#calm = 0;
+			if (this.#effort < 2) this.#effort = (this.#effort + 1) as EffortLevel;
+		} else if (keepingUp) {
+			this.#calm += 1;
+			if (this.#calm >= this.#calmSeconds && this.#effort > 0) {
+				this.#effort = (this.#effort - 1) as EffortLevel;
+				this.#calm = 0;
+			}
+		} else {
+			this.#calm = 0;
+		}
+		return this.#effort;
+	}
+}
