@@ -1,9 +1,17 @@
 import { EventEmitter } from 'node:events';
 import { Broadcast, type BroadcastStats } from './Broadcast.js';
-import { ClosedError, ConflictError, NotFoundError } from './errors.js';
+import { CpuLoad, reencoderCoresFor } from './capacity/CpuLoad.js';
+import { CapacityExceededError, ClosedError, ConflictError, NotFoundError } from './errors.js';
 import { resolveFfmpeg, type ResolvedFfmpeg } from './ffmpeg/binary.js';
 import { createDefaultLogger, type Logger } from './logger.js';
-import { resolveBroadcastOptions, resolveRelayOptions, type BroadcastOptionsInput, type RelayOptions, type RelayOptionsInput } from './options.js';
+import {
+	resolveBroadcastOptions,
+	resolveRelayOptions,
+	type BroadcastOptions,
+	type BroadcastOptionsInput,
+	type RelayOptions,
+	type RelayOptionsInput,
+} from './options.js';
 import { PortPool } from './ports/PortPool.js';
 import { WorkerPool } from './workers/WorkerPool.js';
 
@@ -43,6 +51,10 @@ export class Relay extends EventEmitter<RelayEvents> {
 	readonly #ports: PortPool;
 	readonly #broadcasts = new Map<string, Broadcast>();
 	readonly #pending = new Set<string>();
+	/** The machine's idle CPU, for admitting re-encoded broadcasts. */
+	readonly #cpu = new CpuLoad();
+	/** Re-encoders admitted lately, whose load the CPU window does not show yet. */
+	#admitted: { cores: number; until: number }[] = [];
 	#nextWorker = 0;
 	#closed = false;
 
@@ -103,6 +115,26 @@ export class Relay extends EventEmitter<RelayEvents> {
 		return broadcast;
 	}
 
+	/**
+	 * Throws CapacityExceededError when the machine has no CPU left for one more
+	 * re-encoder: idle cores over the last seconds, less what broadcasts admitted in
+	 * that time will take once they run, below its expected need.
+	 */
+	#admitReencoder(options: BroadcastOptions): void {
+		if (!this.options.cpuAdmission) return;
+		const now = performance.now();
+		this.#admitted = this.#admitted.filter((a) => a.until > now);
+		const need = reencoderCoresFor(options.video, options.engine);
+		const reserved = this.#admitted.reduce((sum, a) => sum + a.cores, 0);
+		const idle = this.#cpu.idleCores - reserved;
+		if (idle < need) {
+			throw new CapacityExceededError(
+				`no CPU left for another re-encoded broadcast: ${idle.toFixed(2)} of ${this.#cpu.cores} cores idle, its re-encoder needs about ${need.toFixed(2)}; try again later, use a smaller picture, or add a host`,
+			);
+		}
+		this.#admitted.push({ cores: need, until: now + ADMISSION_RESERVE_MS });
+	}
+
 	async createBroadcast(input: BroadcastOptionsInput = {}): Promise<Broadcast> {
 		if (this.#closed) throw new ClosedError('relay');
 		const options = resolveBroadcastOptions(input, this.options.broadcastDefaults);
@@ -112,6 +144,7 @@ export class Relay extends EventEmitter<RelayEvents> {
 		if (options.id && (this.#broadcasts.has(options.id) || this.#pending.has(options.id))) {
 			throw new ConflictError(`broadcast "${options.id}" exists already; pick another id or delete it first`);
 		}
+		if (options.mode === 'relay') this.#admitReencoder(options);
 		if (options.id) this.#pending.add(options.id);
 		try {
 			const broadcast = await Broadcast.create(options, {
@@ -190,10 +223,14 @@ export class Relay extends EventEmitter<RelayEvents> {
 		this.#closed = true;
 		await Promise.all([...this.#broadcasts.values()].map((b) => b.close()));
 		await this.#pool.close();
+		this.#cpu.close();
 		this.removeAllListeners();
 		this.logger.info('relay closed');
 	}
 }
+
+/** How long a newly admitted re-encoder's expected load is reserved, ms: until the CPU window shows it. */
+const ADMISSION_RESERVE_MS = 6000;
 
 /** Starts a relay: resolves options, finds FFmpeg and starts the workers. */
 export async function createRelay(options: RelayOptionsInput = {}): Promise<Relay> {

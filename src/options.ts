@@ -93,6 +93,13 @@ export const relayOptionsSchema = z
 		 * broadcaster that vanished can reconnect at once; 0: never. Default 3000.
 		 */
 		silentPublisherMs: z.number().int().min(0).default(3000),
+		/**
+		 * Refuse a new re-encoded broadcast (CapacityExceededError; WHIP 503 with Retry-After)
+		 * when the machine's idle CPU over the last 5 s is below what its re-encoder is
+		 * expected to need (about 0.3 core at 720p30 with the libav engine, scaled by pixel
+		 * rate), so the broadcasts already running keep real time. Default true.
+		 */
+		cpuAdmission: z.boolean().default(true),
 		/** Starting send estimate of viewer transports, bit/s. Default 2000000. */
 		initialAvailableOutgoingBitrate: z.number().int().min(100_000).default(2_000_000),
 		/** Defaults for broadcasts created without their own. */

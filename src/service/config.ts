@@ -56,6 +56,8 @@ export const ENVIRONMENT: Record<string, { path: string[]; type: 'string' | 'num
 	BROADCAST_RELAY_RTC_MAX_PORT: { path: ['relay', 'rtcMaxPort'], type: 'number' },
 	BROADCAST_RELAY_FFMPEG: { path: ['relay', 'ffmpegPath'], type: 'string' },
 	BROADCAST_RELAY_CONSUMERS_PER_WORKER: { path: ['relay', 'consumersPerWorker'], type: 'number' },
+	BROADCAST_RELAY_CPU_ADMISSION: { path: ['relay', 'cpuAdmission'], type: 'boolean' },
+	BROADCAST_RELAY_ENGINE: { path: ['relay', 'broadcastDefaults', 'engine'], type: 'string' },
 };
 
 type Plain = Record<string, unknown>;

@@ -37,7 +37,9 @@ export function useRelayFixture() {
 
 	return {
 		async relay(options: RelayOptionsInput = {}): Promise<Relay> {
-			const relay = await createRelay({ workers: 2, ...options });
+			// CPU admission off: these tests load the 2 cores on purpose (viewers, broadcasters, other
+			// relays) and assert on pipelines, not on admission (test/cpuAdmission.test.ts does that).
+			const relay = await createRelay({ workers: 2, cpuAdmission: false, ...options });
 			state.relays.push(relay);
 			return relay;
 		},

@@ -10,7 +10,7 @@ export function useServiceFixture() {
 		await Promise.all(services.splice(0).map((s) => s.close()));
 	});
 	return async (config: Partial<ServiceConfigInput> = {}): Promise<Service> => {
-		const resolved = loadServiceConfig({ flags: { port: 0, logLevel: 'silent', ...config, relay: { workers: 2, ...(config.relay ?? {}) } } });
+		const resolved = loadServiceConfig({ flags: { port: 0, logLevel: 'silent', ...config, relay: { workers: 2, cpuAdmission: false, ...(config.relay ?? {}) } } });
 		const service = await startService(resolved, { logger: pino({ level: process.env.LOG_LEVEL ?? 'silent' }) });
 		services.push(service);
 		return service;
