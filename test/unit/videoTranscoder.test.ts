@@ -406,7 +406,7 @@ describe('close', () => {
 
 describe('cost per 1280x720 picture (printed, not asserted: the machine is shared)', () => {
 	it('VP8 -> VP8 and H264 -> H264 at effort 0, 1 and 2', async () => {
-		const frames = 16;
+		const frames = 11;
 		for (const codec of ['VP8', 'H264'] as const) {
 			const input = await makeStream(codec, 1280, 720, frames * 3, [0, frames, 2 * frames]);
 			for (const effort of [0, 1, 2] as const) {

@@ -39,7 +39,7 @@ export interface VideoOutput {
 	/** Nominal frame rate, for the encoder's rate control. */
 	fps: number;
 	bitrateKbps: number;
-	/** Encoder (and decoder slice) threads. */
+	/** Decoder slice threads, and x264's slice threads (libvpx VP8 always encodes on one thread: see #openEncoder). */
 	threads: number;
 }
 
@@ -111,11 +111,7 @@ export class VideoTranscoder {
 	#scaled: Frame | undefined;
 	#scaledKey = '';
 
-	/** Tail of the queue that runs native calls one at a time. */
-	#tail: Promise<unknown> = Promise.resolve();
-	#inFlight = false;
-	#closed = false;
-	#freed = false;
+	readonly #calls = new NativeCallQueue(() => this.#free());
 	readonly #stats: VideoTranscoderStats = { decoded: 0, decodeErrors: 0, encoded: 0, keyframes: 0, decodeMs: 0, encodeMs: 0 };
 
 	static async create(options: VideoTranscoderOptions): Promise<VideoTranscoder> {
@@ -142,7 +138,7 @@ export class VideoTranscoder {
 	}
 
 	get closed(): boolean {
-		return this.#closed;
+		return this.#calls.closed;
 	}
 
 	/** True once a picture has been decoded (encode() has something to encode). */
@@ -181,8 +177,8 @@ export class VideoTranscoder {
 	 * until one decodes. Bad data never throws; a call after close() does.
 	 */
 	decode(frame: Buffer): Promise<'picture' | 'none' | 'error'> {
-		if (this.#closed) return Promise.reject(new ClosedError('VideoTranscoder'));
-		return this.#run('none', () => this.#decode(frame));
+		if (this.#calls.closed) return Promise.reject(new ClosedError('VideoTranscoder'));
+		return this.#calls.run('none', () => this.#decode(frame));
 	}
 
 	/**
@@ -194,7 +190,7 @@ export class VideoTranscoder {
 	 * picture, or none if no picture was ever decoded.
 	 */
 	encode({ pts90k, keyframe }: { pts90k: number; keyframe: boolean }): Promise<EncodedPicture[]> {
-		if (this.#closed) return Promise.reject(new ClosedError('VideoTranscoder'));
+		if (this.#calls.closed) return Promise.reject(new ClosedError('VideoTranscoder'));
 		if (!Number.isFinite(pts90k) || (this.#lastPts !== undefined && pts90k <= this.#lastPts)) {
 			return Promise.reject(
 				new InvalidOptionError(`encode(): pts90k ${pts90k} must be a number greater than the last one (${this.#lastPts})`),
@@ -202,7 +198,7 @@ export class VideoTranscoder {
 		}
 		this.#lastPts = pts90k;
 		if (keyframe) this.#forceKeyframe = true;
-		return this.#run([], () => this.#encode(pts90k));
+		return this.#calls.run([], () => this.#encode(pts90k));
 	}
 
 	/** Takes effect at the next encode(), which reopens the encoder and makes a keyframe. */
@@ -213,25 +209,7 @@ export class VideoTranscoder {
 
 	/** Idempotent. Frees every native object now, or when the call in flight returns. */
 	close(): void {
-		if (this.#closed) return;
-		this.#closed = true;
-		if (!this.#inFlight) this.#free();
-	}
-
-	/** Runs `work` after every earlier call; resolves `skipped` if closed before its turn. */
-	#run<T>(skipped: T, work: () => Promise<T>): Promise<T> {
-		const result = this.#tail.then(async () => {
-			if (this.#closed) return skipped;
-			this.#inFlight = true;
-			try {
-				return await work();
-			} finally {
-				this.#inFlight = false;
-				if (this.#closed) this.#free();
-			}
-		});
-		this.#tail = result.catch(() => undefined);
-		return result;
+		this.#calls.close();
 	}
 
 	async #decode(data: Buffer): Promise<'picture' | 'none' | 'error'> {
@@ -371,7 +349,10 @@ export class VideoTranscoder {
 		encoder.framerate = new Rational(Math.round(fps * 1000), 1000);
 		encoder.gopSize = NO_AUTOMATIC_KEYFRAMES;
 		encoder.maxBFrames = 0;
-		encoder.threadCount = threads;
+		// libvpx's VP8 threads wait for each other by spinning: on a busy machine (2 cores shared
+		// with another encoder) a 720p picture measured 5 ms or 150-450 ms at random with 2 threads,
+		// a steady 6-11 ms with 1. So VP8 encodes on one thread; x264's slice threads block instead.
+		encoder.threadCount = codecName === 'VP8' ? 1 : threads;
 		// Constant bitrate with a one-second buffer, as real-time senders do.
 		const bitRate = BigInt(Math.round(bitrateKbps * 1000));
 		encoder.bitRate = bitRate;
@@ -419,8 +400,6 @@ export class VideoTranscoder {
 	}
 
 	#free(): void {
-		if (this.#freed) return;
-		this.#freed = true;
 		this.#encoder?.freeContext();
 		this.#encoder = undefined;
 		this.#decoder.freeContext();
@@ -432,6 +411,55 @@ export class VideoTranscoder {
 		this.#receiving.free();
 		this.#packet.free();
 		this.#hasPicture = false;
+	}
+}
+
+/**
+ * Runs a native object's async calls one at a time, in call order (node-av
+ * contexts must not see two calls at once), and frees the objects on close():
+ * at once when idle, else when the call in flight returns. Calls still queued
+ * at close() resolve to their `skipped` value without running.
+ */
+export class NativeCallQueue {
+	readonly #free: () => void;
+	#tail: Promise<unknown> = Promise.resolve();
+	#inFlight = false;
+	#closed = false;
+	#freed = false;
+
+	constructor(free: () => void) {
+		this.#free = free;
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	run<T>(skipped: T, work: () => Promise<T>): Promise<T> {
+		const result = this.#tail.then(async () => {
+			if (this.#closed) return skipped;
+			this.#inFlight = true;
+			try {
+				return await work();
+			} finally {
+				this.#inFlight = false;
+				if (this.#closed) this.#freeOnce();
+			}
+		});
+		this.#tail = result.catch(() => undefined);
+		return result;
+	}
+
+	close(): void {
+		if (this.#closed) return;
+		this.#closed = true;
+		if (!this.#inFlight) this.#freeOnce();
+	}
+
+	#freeOnce(): void {
+		if (this.#freed) return;
+		this.#freed = true;
+		this.#free();
 	}
 }
 
@@ -447,7 +475,8 @@ function newFrame(): Frame {
 	return frame;
 }
 
-function libavError(what: string, code: number): RelayError {
+/** A native call that failed, as a RelayError with FFmpeg's reason. */
+export function libavError(what: string, code: number): RelayError {
 	return new RelayError('ERR_LIBAV', `libav could not ${what}: ${FFmpegError.strerror(code)} (${code})`);
 }
 
