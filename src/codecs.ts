@@ -134,12 +134,15 @@ export function ingestRouterCodecs(): ms.RtpCodecCapability[] {
  * consumer, so it never interleaves its probation packets (SSRC 1234, payload
  * type 127), which FFmpeg's RTP demuxer does not filter out and reads as
  * thousands of missing packets.
+ *
+ * `nack`: also generic NACK, for a receiver that repairs loss (the libav engine):
+ * mediasoup then resends lost packets from its buffer, as they were (no RTX).
  */
-export function plainReceiverCapabilities(router: ms.RtpCapabilities): ms.RtpCapabilities {
+export function plainReceiverCapabilities(router: ms.RtpCapabilities, options: { nack?: boolean } = {}): ms.RtpCapabilities {
+	const keep = (fb: ms.RtcpFeedback): boolean =>
+		(fb.type === 'nack' && fb.parameter === 'pli') || fb.type === 'ccm' || (Boolean(options.nack) && fb.type === 'nack' && !fb.parameter);
 	return {
-		codecs: (router.codecs ?? [])
-			.filter((c) => !/\/rtx$/i.test(c.mimeType))
-			.map((c) => ({ ...c, rtcpFeedback: (c.rtcpFeedback ?? []).filter((fb) => (fb.type === 'nack' && fb.parameter === 'pli') || fb.type === 'ccm') })),
+		codecs: (router.codecs ?? []).filter((c) => !/\/rtx$/i.test(c.mimeType)).map((c) => ({ ...c, rtcpFeedback: (c.rtcpFeedback ?? []).filter(keep) })),
 		headerExtensions: [],
 	};
 }

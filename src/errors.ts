@@ -100,3 +100,11 @@ export class ConflictError extends RelayError {
 		this.name = 'ConflictError';
 	}
 }
+
+/** The re-encoder engine could not start or take a track (node-av missing, a port taken, a codec it cannot open). */
+export class EngineError extends RelayError {
+	constructor(message: string, options?: { cause?: unknown }) {
+		super('ERR_ENGINE', message, options);
+		this.name = 'EngineError';
+	}
+}

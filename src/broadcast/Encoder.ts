@@ -6,6 +6,7 @@ import type { PublishedTrack } from '../fanout/FanOut.js';
 import type { Logger } from '../logger.js';
 import type { BroadcastOptions } from '../options.js';
 import type { PortPool } from '../ports/PortPool.js';
+import { LibavEngine } from '../reencoder/libav/LibavEngine.js';
 import { TrackReencoder, type TrackReencoderStats } from '../reencoder/TrackReencoder.js';
 import type { WorkerPool } from '../workers/WorkerPool.js';
 import type { KeyframeCounter } from './KeyframeCounter.js';
@@ -52,6 +53,8 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 	readonly #stages = new Map<ms.MediaKind, Stage>();
 	/** Re-encoders being closed (FFmpeg exiting); close() waits for them too. */
 	readonly #closing = new Set<Promise<void>>();
+	/** The libav engine process all this encoder's tracks share (engine "libav"), started with the first track. */
+	#libav?: Promise<LibavEngine>;
 	#closed = false;
 
 	private constructor(options: EncoderOptions, encoderRouter: ms.Router) {
@@ -96,7 +99,10 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 		if (this.#closed) throw new ClosedError('broadcast encoder');
 		const { broadcast, keyframes } = this.#options;
 		const kind = source.kind;
-		const reencode = broadcast.mode === 'relay' && (kind === 'video' || broadcast.audio.reencode);
+		const libav = broadcast.engine === 'libav';
+		// With the libav engine audio always goes through the engine (passed through unless asked
+		// otherwise), to be held back by the video's latency: viewers get both on one timeline.
+		const reencode = broadcast.mode === 'relay' && (kind === 'video' || broadcast.audio.reencode || libav);
 		if (!reencode) {
 			this.#set(kind, { source, track: { kind, codec: codecFromMimeType(source.rtpParameters.codecs[0]!.mimeType), producer: source, router: this.ingestRouter } });
 			return;
@@ -105,9 +111,11 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 			source,
 			sourceRouter: this.ingestRouter,
 			encoderRouter: this.encoderRouter,
+			engine: broadcast.engine,
+			...(libav ? { libav: await this.#libavEngine() } : {}),
 			ffmpegPath: this.#options.ffmpegPath,
 			ports: this.#options.ports,
-			...(kind === 'video' ? { video: broadcast.video } : { audio: { bitrateKbps: broadcast.audio.bitrateKbps } }),
+			...(kind === 'video' ? { video: broadcast.video } : { audio: { bitrateKbps: broadcast.audio.bitrateKbps, reencode: broadcast.audio.reencode } }),
 			restartBackoff: this.#options.restartBackoff,
 			logger: this.#options.logger,
 		});
@@ -134,6 +142,16 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 		this.emit('tracks');
 	}
 
+	/** This encoder's libav engine process, started on first use (a failed start is retried at the next track). */
+	#libavEngine(): Promise<LibavEngine> {
+		this.#libav ??= LibavEngine.create({ logger: this.#options.logger.child({ broadcastId: this.#options.broadcastId }), restartBackoff: this.#options.restartBackoff });
+		const starting = this.#libav;
+		starting.catch(() => {
+			if (this.#libav === starting) this.#libav = undefined;
+		});
+		return starting;
+	}
+
 	#set(kind: ms.MediaKind, stage: Stage): void {
 		const old = this.#stages.get(kind);
 		this.#stages.set(kind, stage);
@@ -153,6 +171,7 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 		const stages = [...this.#stages.values()];
 		this.#stages.clear();
 		await Promise.all([...stages.map((s) => s.reencoder?.close()), ...this.#closing]);
+		await (await this.#libav?.catch(() => undefined))?.close();
 		this.encoderRouter.close();
 		this.removeAllListeners();
 	}

@@ -37,10 +37,14 @@ export interface VideoEncoding {
 	keyframeIntervalSeconds: number;
 	/** libx264/libvpx threads. */
 	threads: number;
+	/** libav engine: shortest time between two keyframes made on demand, ms (the FFmpeg engine makes none). */
+	minKeyframeIntervalMs?: number;
 }
 
 export interface AudioEncoding {
 	bitrateKbps: number;
+	/** libav engine: decode and encode Opus again (default: passed through). */
+	reencode?: boolean;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import type { types as ms } from 'mediasoup';
-import { plainReceiverCapabilities, type CodecName } from '../codecs.js';
+import { codecFromMimeType, plainReceiverCapabilities, type CodecName } from '../codecs.js';
 import { ProducerClosedError } from '../errors.js';
 import { audioReencoderArgs, videoReencoderArgs, type AudioEncoding, type VideoEncoding } from '../ffmpeg/args.js';
 import { FfmpegProcess, type FfmpegProgress } from '../ffmpeg/FfmpegProcess.js';
@@ -11,6 +11,8 @@ import { plainProducerParameters } from '../producerParameters.js';
 import type { FeedPorts, PortPair, PortPool } from '../ports/PortPool.js';
 import { feedConnectParams, feedTransportOptions } from '../ffmpeg/inputFeed.js';
 import { waitForUdpBind } from '../ports/waitForUdpBind.js';
+import type { LibavEngine } from './libav/LibavEngine.js';
+import type { EngineHealth, TrackWiring } from './libav/protocol.js';
 
 const LOOPBACK = '127.0.0.1';
 /**
@@ -20,6 +22,10 @@ const LOOPBACK = '127.0.0.1';
  * file to finish, so killing it sooner loses nothing.
  */
 const FFMPEG_KILL_TIMEOUT_MS = 300;
+/** libav engine: at most one keyframe request to the broadcaster per this long, ms. */
+const UPSTREAM_KEYFRAME_INTERVAL_MS = 2000;
+/** libav engine: ask the broadcaster again when no keyframe came this long after the first packet, ms. */
+const FIRST_KEYFRAME_TIMEOUT_MS = 1500;
 
 export interface TrackReencoderOptions {
 	/** The broadcaster's producer, on `sourceRouter`. */
@@ -27,6 +33,10 @@ export interface TrackReencoderOptions {
 	sourceRouter: ms.Router;
 	/** Router the re-encoded producer is created on. */
 	encoderRouter: ms.Router;
+	/** "ffmpeg": an FFmpeg per track, started here; "libav": a track of the broadcast's engine process `libav`. */
+	engine: 'ffmpeg' | 'libav';
+	/** The broadcast's libav engine (owned by the encoder), for engine "libav". */
+	libav?: LibavEngine;
 	ffmpegPath: string;
 	ports: PortPool;
 	/** Video encoding, for a video track. */
@@ -40,7 +50,10 @@ export interface TrackReencoderOptions {
 export interface TrackReencoderStats {
 	kind: ms.MediaKind;
 	codec: CodecName;
+	engine: 'ffmpeg' | 'libav';
 	running: boolean;
+	/** ok, degraded (with a reason), or stalled. The FFmpeg engine reports only what its progress shows. */
+	health: EngineHealth;
 	pid?: number;
 	restarts: number;
 	fps: number;
@@ -51,6 +64,30 @@ export interface TrackReencoderStats {
 	inputPort: number;
 	/** Times FFmpeg's input moved to a fresh port pair because another program took its ports. */
 	inputMoves: number;
+	/** Keyframes the re-encoder made (libav engine). */
+	keyframes?: number;
+	/** ...of which on demand, for viewers' requests (libav engine). */
+	keyframesOnDemand?: number;
+	/** Keyframe requests (PLI/FIR) that reached the re-encoded producer's sender (libav engine). */
+	keyframeRequestsReceived?: number;
+	/** Keyframe requests the re-encoder sent to the broadcaster. */
+	upstreamKeyframeRequests: number;
+	/** libav engine input repair: NACKs sent, packets repaired, packets lost for good. */
+	nacksSent?: number;
+	packetsRepaired?: number;
+	packetsLost?: number;
+	/** libav engine: frames decoded but not encoded (behind real time), and last pictures repeated (input broken). */
+	framesSkipped?: number;
+	framesRepeated?: number;
+	/** libav engine: arrival of a frame to its re-encoded packets leaving, ms, over the last second. */
+	latencyMsP50?: number;
+	latencyMsP95?: number;
+	/** libav engine: 0 normal, 1 cheaper encoder settings, 2 half resolution. */
+	effort?: number;
+	/** libav engine: audio held back to match video, ms. */
+	audioDelayMs?: number;
+	/** libav engine: first keyframe from the broadcaster to the first re-encoded frame leaving, ms. */
+	startupMs?: number;
 }
 
 export interface TrackReencoderEvents {
@@ -88,6 +125,9 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 	/** Times FFmpeg's input moved to a fresh port pair because another program took it. */
 	#feedMoves = 0;
 	#lastKeyframeRequest = 0;
+	#upstreamKeyframeRequests = 0;
+	/** Random per track, kept across engine restarts: output RTP timestamps stay continuous. */
+	readonly #timestampBase = randomInt(0, 2 ** 32);
 	#progress: FfmpegProgress = { frame: 0, fps: 0, bitrateKbps: 0, speed: 0, dropFrames: 0, dupFrames: 0 };
 	#closed = false;
 
@@ -127,23 +167,55 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		return this.#ssrc;
 	}
 
+	/** The process doing the media work: this track's FFmpeg, or the broadcast's libav engine (shared by its tracks). */
 	get pid(): number | undefined {
-		return this.#ffmpeg?.pid;
+		return this.#options.engine === 'libav' ? this.#options.libav?.pid : this.#ffmpeg?.pid;
 	}
 
 	get stats(): TrackReencoderStats {
-		return {
+		const base = {
 			kind: this.#options.source.kind,
 			codec: this.#outputCodec(),
-			running: Boolean(this.#ffmpeg && !this.#ffmpeg.closed),
-			pid: this.#ffmpeg?.closed ? undefined : this.#ffmpeg?.pid,
-			restarts: this.#restarts,
-			fps: this.#progress.fps,
-			bitrateKbps: this.#progress.bitrateKbps,
-			speed: this.#progress.speed,
-			framesEncoded: this.#progress.frame,
+			engine: this.#options.engine,
 			inputPort: this.#inputPorts?.rtp ?? 0,
 			inputMoves: this.#feedMoves,
+			upstreamKeyframeRequests: this.#upstreamKeyframeRequests,
+		};
+		if (this.#options.engine === 'libav') {
+			const engine = this.#options.libav!;
+			const s = engine.stats(this.#options.source.kind);
+			const { kind: _kind, fps = 0, bitrateKbps = 0, framesEncoded = 0, health, upstreamKeyframeRequests: _up, ...rest } = s ?? {};
+			return {
+				...base,
+				...rest,
+				running: engine.running,
+				health: engine.running ? (health ?? { state: 'stalled', reason: 'engine: starting' }) : { state: 'stalled', reason: 'engine: restarting' },
+				...(engine.pid !== undefined ? { pid: engine.pid } : {}),
+				restarts: engine.restarts,
+				fps,
+				bitrateKbps,
+				speed: engine.running && fps > 0 ? 1 : 0,
+				framesEncoded,
+			};
+		}
+		const running = Boolean(this.#ffmpeg && !this.#ffmpeg.closed);
+		const progress = this.#progress;
+		return {
+			...base,
+			running,
+			health: !running
+				? { state: 'stalled', reason: 'ffmpeg: restarting' }
+				: progress.frame === 0
+					? { state: 'stalled', reason: 'ffmpeg: no frame yet' }
+					: progress.speed > 0 && progress.speed < 0.9
+						? { state: 'degraded', reason: `cpu: ffmpeg at ${progress.speed}x real time` }
+						: { state: 'ok' },
+			pid: this.#ffmpeg?.closed ? undefined : this.#ffmpeg?.pid,
+			restarts: this.#restarts,
+			fps: progress.fps,
+			bitrateKbps: progress.bitrateKbps,
+			speed: progress.speed,
+			framesEncoded: progress.frame,
 		};
 	}
 
@@ -160,17 +232,105 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		await this.#openFeedTransport();
 
 		this.#producerTransport = await encoderRouter.createPlainTransport({ listenIp: LOOPBACK, rtcpMux: false, comedia: false });
-		// Only FFmpeg's pinned source ports may produce here (comedia would take whoever sends first).
+		// Only the engine's pinned source ports may produce here (comedia would take whoever sends first).
 		await this.#producerTransport.connect({ ip: LOOPBACK, port: this.#outputPorts.rtp, rtcpPort: this.#outputPorts.rtcp });
-		// PLI and FIR are accepted (and counted) at this producer; FFmpeg ignores them because it keyframes on its own clock.
+		// PLI and FIR are accepted (and counted) at this producer and sent to the engine's RTCP port: the
+		// libav engine makes a keyframe on demand; FFmpeg ignores them (it keyframes on its own clock).
 		this.#producer = await this.#producerTransport.produce({
 			kind: source.kind,
 			rtpParameters: plainProducerParameters({ codec: this.#outputCodec(), payloadType: source.kind === 'video' ? 96 : 111, ssrc: this.#ssrc }),
 			appData: { reencoded: true },
 		});
 
-		await this.#spawnFfmpeg();
+		if (this.#options.engine === 'libav') await this.#attachToLibav();
+		else await this.#spawnFfmpeg();
 		await this.#consumer!.resume();
+	}
+
+	/** Hands this track to the broadcast's libav engine, which asks for its wiring again after each restart. */
+	async #attachToLibav(): Promise<void> {
+		const engine = this.#options.libav;
+		if (!engine) throw new Error('engine "libav" needs the broadcast\'s LibavEngine');
+		const kind = this.#options.source.kind;
+		const onUpstream = (request: { kind: ms.MediaKind; reason: string }): void => {
+			if (request.kind !== kind || !this.#consumer || this.#consumer.closed) return;
+			this.#upstreamKeyframeRequests += 1;
+			this.#logger.debug({ reason: request.reason }, 'asking the broadcaster for a keyframe for the libav engine');
+			void this.#consumer.requestKeyFrame().catch(() => undefined);
+		};
+		const onRestarted = ({ restarts, pid }: { restarts: number; pid: number | undefined }): void => {
+			this.#restarts = restarts;
+			this.emit('restarted', { restarts, pid });
+		};
+		engine.on('upstreamkeyframe', onUpstream);
+		engine.on('restarted', onRestarted);
+		this.#abort.signal.addEventListener('abort', () => {
+			engine.off('upstreamkeyframe', onUpstream);
+			engine.off('restarted', onRestarted);
+		});
+		await engine.attach(kind, (restart) => this.#libavWiring(restart));
+	}
+
+	async #libavWiring(restart: boolean): Promise<TrackWiring> {
+		if (restart) {
+			await this.#continueSequenceNumbers();
+			await this.#moveFeedIfTaken();
+			if (this.#consumer!.paused) await this.#consumer!.resume();
+		}
+		const consumerParameters = this.#consumer!.rtpParameters;
+		const codec = consumerParameters.codecs[0]!;
+		const transport = this.#producerTransport!;
+		const { video, audio } = this.#options;
+		return {
+			kind: this.#options.source.kind,
+			input: {
+				codec: codecFromMimeType(codec.mimeType),
+				payloadType: codec.payloadType,
+				ssrc: consumerParameters.encodings?.[0]?.ssrc ?? 0,
+				clockRate: codec.clockRate,
+				host: this.#inputPorts!.host,
+				port: this.#inputPorts!.rtp,
+				remoteHost: this.#inputPorts!.feedHost,
+				remotePort: this.#inputPorts!.rtp,
+			},
+			output: {
+				codec: this.#outputCodec(),
+				payloadType: this.#producer!.rtpParameters.codecs[0]!.payloadType,
+				ssrc: this.#ssrc,
+				firstSequenceNumber: this.#nextSeq,
+				timestampBase: this.#timestampBase,
+				host: LOOPBACK,
+				rtpPort: this.#outputPorts!.rtp,
+				rtcpPort: this.#outputPorts!.rtcp,
+				remoteHost: LOOPBACK,
+				remoteRtpPort: transport.tuple.localPort,
+				remoteRtcpPort: transport.rtcpTuple?.localPort ?? transport.tuple.localPort,
+			},
+			...(video
+				? {
+						video: {
+							width: video.width,
+							height: video.height,
+							fps: video.fps,
+							bitrateKbps: video.bitrateKbps,
+							threads: video.threads,
+							keyframeIntervalMs: video.keyframeIntervalSeconds * 1000,
+							minKeyframeIntervalMs: video.minKeyframeIntervalMs ?? 500,
+						},
+					}
+				: { audio: { reencode: audio?.reencode ?? false, bitrateKbps: audio?.bitrateKbps ?? 64 } }),
+			upstreamKeyframeIntervalMs: UPSTREAM_KEYFRAME_INTERVAL_MS,
+			// After a restart the engine has no picture: ask at once. At the first start, mediasoup
+			// already asked when the consumer was resumed; ask again only if nothing came.
+			firstKeyframeTimeoutMs: restart ? 0 : FIRST_KEYFRAME_TIMEOUT_MS,
+		};
+	}
+
+	/** Continue the sequence numbers: a jump would look like thousands of lost packets downstream. */
+	async #continueSequenceNumbers(): Promise<void> {
+		const stats = await this.#producer!.getStats().catch(() => []);
+		const received = stats.reduce((sum, s) => sum + (s.packetCount ?? 0), 0);
+		this.#nextSeq = (this.#firstSeq + received) & 0xffff;
 	}
 
 	/** The PlainTransport and paused consumer that send the broadcaster's RTP to FFmpeg's input ports. */
@@ -182,7 +342,8 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		try {
 			consumer = await transport.consume({
 				producerId: source.id,
-				rtpCapabilities: plainReceiverCapabilities(sourceRouter.rtpCapabilities),
+				// The libav engine repairs loss with NACKs; FFmpeg's RTP demuxer cannot.
+			rtpCapabilities: plainReceiverCapabilities(sourceRouter.rtpCapabilities, { nack: this.#options.engine === 'libav' }),
 				paused: true,
 			});
 		} catch (error) {
@@ -280,6 +441,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		const now = performance.now();
 		if (now - this.#lastKeyframeRequest < 1000 || !this.#consumer || this.#consumer.closed) return;
 		this.#lastKeyframeRequest = now;
+		this.#upstreamKeyframeRequests += 1;
 		this.#logger.debug('asking the broadcaster for a keyframe for FFmpeg');
 		void this.#consumer.requestKeyFrame().catch(() => undefined);
 	}
@@ -299,11 +461,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			if (this.#abort.signal.aborted) return;
 			this.#restarts += 1;
 			try {
-				// Continue the sequence numbers: a jump would look like thousands of lost packets
-				// downstream (mediasoup forwards it, and decoders wait for the gap to fill).
-				const stats = await this.#producer!.getStats().catch(() => []);
-				const received = stats.reduce((sum, s) => sum + (s.packetCount ?? 0), 0);
-				this.#nextSeq = (this.#firstSeq + received) & 0xffff;
+				await this.#continueSequenceNumbers();
 				await this.#moveFeedIfTaken();
 				await this.#spawnFfmpeg();
 				if (this.#consumer!.paused) await this.#consumer!.resume();
@@ -324,6 +482,8 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		this.#abort.abort();
 		await this.#restartLoop;
 		await this.#ffmpeg?.close();
+		// The engine process is the encoder's; only this track leaves it.
+		if (this.#options.engine === 'libav') this.#options.libav?.detach(this.#options.source.kind);
 		this.#consumerTransport?.close();
 		this.#producerTransport?.close();
 		if (this.#inputPorts) this.#options.ports.release(this.#inputPorts);

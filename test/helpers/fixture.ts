@@ -22,6 +22,9 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
  * Per-test resources with one owner: everything made through the fixture is
  * closed in afterEach, viewers first, then broadcasters, then the relay.
  */
+/** The re-encoder engines; pipeline tests run against each. */
+export const ENGINES = ['libav', 'ffmpeg'] as const;
+
 export function useRelayFixture() {
 	const state: { relays: Relay[]; broadcasters: FfmpegProcess[]; viewers: WeriftViewer[] } = {
 		relays: [],

@@ -13,8 +13,9 @@ export class KeyframePolicy {
 	#onDemand = 0;
 	#made = 0;
 
-	constructor(options: { intervalMs: number; minIntervalMs: number }) {
-		this.#intervalMs = options.intervalMs;
+	/** `earlyMs`: how early the fixed interval may fire, so it lands on the nearest picture (half a frame interval), not the next. */
+	constructor(options: { intervalMs: number; minIntervalMs: number; earlyMs?: number }) {
+		this.#intervalMs = options.intervalMs - (options.earlyMs ?? 0);
 		this.#minIntervalMs = options.minIntervalMs;
 	}
 
