@@ -175,6 +175,8 @@ export class VideoTranscoder {
 	 * 'error': decoding failed (corrupt data or a missing reference) and the
 	 * transcoder now waits for a keyframe, answering 'error' for every picture
 	 * until one decodes. Bad data never throws; a call after close() does.
+	 * Give whole frames only: FFmpeg's VP8 decoder cannot see a frame cut short
+	 * in its last partition (its size is implied) and decodes it as a picture.
 	 */
 	decode(frame: Buffer): Promise<'picture' | 'none' | 'error'> {
 		if (this.#calls.closed) return Promise.reject(new ClosedError('VideoTranscoder'));
