@@ -87,7 +87,7 @@ const vp8Depacketizer: Depacketizer = {
 		return offset > 0 && (payload[0]! & 0x1f) === 0x10 && (payload[offset]! & 0x01) === 0;
 	},
 	assemble(payloads) {
-		if (payloads.length === 0 || !this.isFrameStart(payloads[0]!)) return undefined;
+		if (payloads.length === 0 || !vp8Depacketizer.isFrameStart(payloads[0]!)) return undefined;
 		let size = 0;
 		for (const p of payloads) {
 			const offset = vp8DescriptorLength(p);
