@@ -141,6 +141,8 @@ export class JitterBuffer {
 	/** A packet announcing a new stream, waiting for a second one to confirm it. */
 	#candidate: { packet: RtpPacket; now: number } | undefined;
 	#held = 0;
+	/** Decoder configuration that came as a frame of its own (H264 SPS/PPS), to prepend to the next frame delivered. */
+	#config: Buffer | undefined;
 	#stats = { packets: 0, lost: 0, repaired: 0, nacksSent: 0, framesDelivered: 0, framesDropped: 0, duplicates: 0, tooOld: 0, restarts: 0 };
 
 	constructor(o: JitterBufferOptions) {
@@ -180,6 +182,7 @@ export class JitterBuffer {
 		this.#lossPending = false;
 		this.#waitingForKeyframe = true;
 		this.#candidate = undefined;
+		this.#config = undefined;
 	}
 
 	/** Adds a packet; duplicates, packets older than what was delivered, and stray packets are ignored. */
@@ -403,15 +406,24 @@ export class JitterBuffer {
 		for (let e = start; e <= end; e++) this.#free(this.#slotAt(e)!);
 		this.#cursor = end + 1;
 		this.#started = true;
+		if (this.#dep.isConfigOnly?.(payloads)) {
+			// Parameter sets sent as a frame of their own: the next frame (the keyframe they announce) carries them.
+			this.#config = this.#dep.assemble(payloads);
+			return;
+		}
 		if (!this.#gotKeyframe && !keyframe) {
 			this.#stats.framesDropped += 1;
 			return;
 		}
-		const data = this.#dep.assemble(payloads);
+		let data = this.#dep.assemble(payloads);
 		if (!data) {
 			this.#stats.framesDropped += 1;
 			this.#noteLoss();
 			return;
+		}
+		if (this.#config) {
+			data = Buffer.concat([this.#config, data]);
+			this.#config = undefined;
 		}
 		out.push({ data, timestamp, keyframe, receivedAt, firstSeq: start & 0xffff, lastSeq: end & 0xffff, afterLoss: this.#lossPending });
 		this.#stats.framesDelivered += 1;

@@ -14,6 +14,12 @@ export interface Depacketizer {
 	 * start with SPS/PPS and carry its IDR slice later). When present, the jitter buffer uses it instead of isKeyframe.
 	 */
 	isKeyframeFrame?(payloads: readonly Buffer[]): boolean;
+	/**
+	 * The frame carries decoder configuration only (H264: SPS/PPS, maybe SEI/AUD, no slice), as some senders send it
+	 * with a timestamp of its own. The jitter buffer then prepends it to the next frame instead of delivering it alone
+	 * (where, before the first keyframe, it would be dropped as a non-keyframe and the keyframe would not decode).
+	 */
+	isConfigOnly?(payloads: readonly Buffer[]): boolean;
 	/** Every payload is a whole frame (audio): frames end with their packet, whatever the marker bit says. */
 	readonly singlePacketFrames?: boolean;
 	/** bytes of the frame from its payloads in order (VP8: raw frame; H264: Annex B access unit with 00 00 00 01 start codes; Opus: the packet) */
@@ -215,6 +221,17 @@ const h264Depacketizer: Depacketizer = {
 	},
 	isKeyframeFrame(payloads) {
 		return payloads.some((p) => someH264Nal(p, (t) => t === NAL_IDR));
+	},
+	isConfigOnly(payloads) {
+		let parameterSets = false;
+		for (const p of payloads) {
+			const slice = someH264Nal(p, (t) => {
+				if (t === NAL_SPS || t === NAL_PPS) parameterSets = true;
+				return t !== NAL_SPS && t !== NAL_PPS && t !== NAL_SEI && t !== NAL_AUD;
+			});
+			if (slice) return false;
+		}
+		return parameterSets;
 	},
 	assemble(payloads) {
 		const size = walkH264(payloads);

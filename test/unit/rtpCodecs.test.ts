@@ -171,6 +171,32 @@ describe('H264 packetizer and depacketizer (RFC 6184, packetization-mode 1)', ()
 		expect(h264.isFrameStart(Buffer.alloc(0))).toBe(false);
 	});
 
+	it('parameter sets sent as a frame of their own (own timestamp) are not dropped: the jitter buffer prepends them to the keyframe', () => {
+		const packetizer = new H264Packetizer(1200);
+		expect(h264.isConfigOnly!(packetizer.packetize(annexB(SPS, PPS)))).toBe(true);
+		expect(h264.isConfigOnly!([hex('09 f0'), SPS, PPS, SEI])).toBe(true);
+		expect(h264.isConfigOnly!([SEI])).toBe(false);
+		expect(h264.isConfigOnly!(packetizer.packetize(annexB(SPS, PPS, slice(100))))).toBe(false);
+		expect(h264.isConfigOnly!(packetizer.packetize(annexB(SPS, PPS, idr(3000))))).toBe(false);
+
+		const sender = new RtpSender({ ssrc: 3, payloadType: 102, firstSequenceNumber: 500 });
+		const buffer = new JitterBuffer({ depacketizer: h264 });
+		const send = (au: Buffer, ts: number): void => {
+			for (const bytes of sender.packets(packetizer.packetize(au), ts)) buffer.push(parseRtp(bytes)!, 0);
+		};
+		send(annexB(slice(300)), 0); // a delta frame before the first keyframe: dropped
+		send(annexB(SPS, PPS), 3000);
+		send(annexB(idr(2500)), 6000);
+		send(annexB(slice(300)), 9000);
+		const frames = buffer.pop(0);
+		expect(frames.map((f) => [f.timestamp, f.keyframe])).toEqual([
+			[6000, true],
+			[9000, false],
+		]);
+		expect(frames[0]!.data.equals(annexB(SPS, PPS, idr(2500)))).toBe(true);
+		expect(buffer.stats).toMatchObject({ framesDropped: 1, framesDelivered: 2 });
+	});
+
 	it('broken FU-A sequences and malformed packets give undefined, not garbage', () => {
 		const fus = new H264Packetizer(1200).packetize(annexB(idr(3000)));
 		expect(fus).toHaveLength(3);
