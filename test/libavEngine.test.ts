@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Broadcast } from '../src/Broadcast.js';
-import { ensureClip } from '../src/harness/fixtures.js';
+import { ensureClip, ensureOpusClip } from '../src/harness/fixtures.js';
 import { LossyProxy } from '../src/harness/LossyProxy.js';
 import { SyntheticBroadcaster } from '../src/harness/SyntheticBroadcaster.js';
 import type { WeriftViewer } from '../src/harness/WeriftViewer.js';
@@ -75,10 +75,10 @@ describe('libav engine: input', () => {
 	it('a broadcaster that ignores keyframe requests (5 s GOP): video within one GOP of publishing, at most 3 requests', async () => {
 		const relay = await fixture.relay();
 		const broadcast = await relay.createBroadcast({ id: 'deaf', engine: 'libav', video: { ...small, keyframeIntervalSeconds: 2 } });
-		const viewer = await fixture.viewer(broadcast, { audio: false });
 		// The FFmpeg test source sends plain RTP and never answers PLI/FIR, like OBS's WHIP output.
 		const started = performance.now();
 		await fixture.broadcaster(broadcast, { ...small, keyframeIntervalSeconds: 5, audio: false });
+		const viewer = await fixture.viewer(broadcast, { audio: false });
 		await viewer.waitFor(() => viewer.frames > 0, 12_000, 'first frame');
 		const firstFrameMs = performance.now() - started;
 		const requests = broadcast.reencoder('video')!.stats.upstreamKeyframeRequests;
@@ -99,8 +99,10 @@ describe('libav engine: input', () => {
 				proxy = await IngestLossProxy.start(LossyProxy.targetOf(answer), 0.02);
 				return LossyProxy.redirectAnswer(answer, proxy.port);
 			});
+			publisher.start();
 			const viewer = await fixture.viewer(broadcast, { audio: false });
-			await viewer.waitFor(() => viewer.frames > 10, 20_000, 'first frames');
+			// Frames, and the engine's first report (once a second).
+			await viewer.waitFor(() => viewer.frames > 10 && broadcast.reencoder('video')!.stats.nacksSent !== undefined, 20_000, 'first frames');
 			const upstreamBefore = upstream(broadcast);
 			const before = broadcast.reencoder('video')!.stats;
 			const framesBefore = viewer.frames;
@@ -110,6 +112,8 @@ describe('libav engine: input', () => {
 				`libav, 2% ingest loss for 8 s: ${proxy!.dropped} packets dropped; engine NACKs ${after.nacksSent! - before.nacksSent!}, repaired ${after.packetsRepaired! - before.packetsRepaired!}, lost ${after.packetsLost! - before.packetsLost!}; viewer frames ${viewer.frames - framesBefore}; upstream requests ${upstream(broadcast) - upstreamBefore}`,
 			);
 			expect(proxy!.dropped).toBeGreaterThan(5);
+			// Repaired by the broadcaster's retransmissions (mediasoup NACKs it) and, where they came late, by the engine's NACKs.
+			expect(after.packetsRepaired! - before.packetsRepaired!).toBeGreaterThan(0);
 			expect(upstream(broadcast) - upstreamBefore).toBe(0);
 			expect(after.upstreamKeyframeRequests).toBe(before.upstreamKeyframeRequests);
 			expect(viewer.frames - framesBefore).toBeGreaterThan(8 * small.fps * 0.8);
@@ -126,24 +130,33 @@ describe('libav engine: supervision', () => {
 	it('the engine process SIGKILLed: video back within 1 s, same producer, same viewer consumer', async () => {
 		const relay = await fixture.relay();
 		const broadcast = await relay.createBroadcast({ id: 'kill-engine', engine: 'libav', video: { ...small, keyframeIntervalSeconds: 2 } });
-		await fixture.broadcaster(broadcast, { ...small, keyframeIntervalSeconds: 1, audio: true });
-		const viewer = await fixture.viewer(broadcast);
-		await viewer.waitFor(() => viewer.frames > 10 && viewer.audioPackets > 20, 20_000, 'first frames and audio');
-		const reencoder = broadcast.reencoder('video')!;
-		const producerId = reencoder.producer.id;
-		const pid = reencoder.pid!;
-		expect(broadcast.reencoder('audio')!.pid).toBe(pid);
-		const killedAt = performance.now();
-		process.kill(pid, 'SIGKILL');
-		const framesAtKill = viewer.frames;
-		await viewer.waitFor(() => viewer.frames > framesAtKill + 2 && reencoder.pid !== undefined && reencoder.pid !== pid, 5000, 'video after the kill');
-		const backMs = performance.now() - killedAt;
-		console.log(`libav engine SIGKILLed: video again after ${Math.round(backMs)} ms; restarts ${reencoder.stats.restarts}`);
-		expect(backMs).toBeLessThan(1000 + 1000);
-		expect(broadcast.reencoder('video')!.producer.id).toBe(producerId);
-		expect(reencoder.stats.restarts).toBe(1);
-		const audioBefore = viewer.audioPackets;
-		await sleep(500);
-		expect(viewer.audioPackets).toBeGreaterThan(audioBefore);
+		// A WebRTC broadcaster that answers keyframe requests: the new engine asks for one at once.
+		// (One that does not makes the engine wait for its next keyframe: see the README's limits.)
+		const clipSpec = { codec: 'VP8' as const, width: 320, height: 180, fps: 15, seconds: 20, bitrateKbps: 300 };
+		const publisher = new SyntheticBroadcaster({ clip: ensureClip(clipSpec), audio: ensureOpusClip(20), fps: clipSpec.fps });
+		try {
+			await publisher.connect(async (offer) => (await broadcast.publish(offer)).answer);
+			publisher.start();
+			const viewer = await fixture.viewer(broadcast);
+			await viewer.waitFor(() => viewer.frames > 10 && viewer.audioPackets > 20, 20_000, 'first frames and audio');
+			const reencoder = broadcast.reencoder('video')!;
+			const producerId = reencoder.producer.id;
+			const pid = reencoder.pid!;
+			expect(broadcast.reencoder('audio')!.pid).toBe(pid);
+			const killedAt = performance.now();
+			process.kill(pid, 'SIGKILL');
+			const framesAtKill = viewer.frames;
+			await viewer.waitFor(() => viewer.frames > framesAtKill + 2 && reencoder.pid !== undefined && reencoder.pid !== pid, 5000, 'video after the kill');
+			const backMs = performance.now() - killedAt;
+			console.log(`libav engine SIGKILLed: video again after ${Math.round(backMs)} ms; restarts ${reencoder.stats.restarts}`);
+			expect(backMs).toBeLessThan(1000);
+			expect(broadcast.reencoder('video')!.producer.id).toBe(producerId);
+			expect(reencoder.stats.restarts).toBe(1);
+			const audioBefore = viewer.audioPackets;
+			await sleep(500);
+			expect(viewer.audioPackets).toBeGreaterThan(audioBefore);
+		} finally {
+			await publisher.close();
+		}
 	});
 });

@@ -207,7 +207,7 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 				? { state: 'stalled', reason: 'ffmpeg: restarting' }
 				: progress.frame === 0
 					? { state: 'stalled', reason: 'ffmpeg: no frame yet' }
-					: progress.speed > 0 && progress.speed < 0.9
+					: progress.frame > 60 && progress.speed > 0 && progress.speed < 0.9
 						? { state: 'degraded', reason: `cpu: ffmpeg at ${progress.speed}x real time` }
 						: { state: 'ok' },
 			pid: this.#ffmpeg?.closed ? undefined : this.#ffmpeg?.pid,

@@ -221,9 +221,10 @@ export class LibavEngine extends EventEmitter<LibavEngineEvents> {
 
 	async #restartWithBackoff(): Promise<void> {
 		const { initialMs, maxMs } = this.#options.restartBackoff;
-		let delay = initialMs;
+		// The first attempt at once: every viewer's video is frozen until the engine is back.
+		let delay = 0;
 		while (!this.#abort.signal.aborted) {
-			await new Promise((resolve) => setTimeout(resolve, delay));
+			if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
 			if (this.#abort.signal.aborted) return;
 			this.#restarts += 1;
 			try {
@@ -238,7 +239,7 @@ export class LibavEngine extends EventEmitter<LibavEngineEvents> {
 			} catch (error) {
 				this.#logger.error({ err: error }, 'libav engine restart failed; backing off');
 				this.#kill();
-				delay = Math.min(Math.max(delay * 2, 1), maxMs);
+				delay = delay === 0 ? initialMs : Math.min(delay * 2, maxMs);
 			}
 		}
 	}

@@ -289,7 +289,7 @@ export class VideoTrack {
 		}
 		const reasons: string[] = [];
 		if (this.#transcoder.effort > 0) reasons.push(`cpu: encoder effort lowered to ${this.#transcoder.effort}`);
-		if (this.#lastSecond.skipped > 0) reasons.push('cpu: skipping frames');
+		if (this.#lastSecond.skipped > 0) reasons.push('behind real time: skipping frames');
 		if (this.#needKeyframe) reasons.push('input: waiting for a keyframe (repeating the last picture)');
 		else if (this.#lastSecond.repeated > 0) reasons.push('input: gaps (repeating the last picture)');
 		return reasons.length > 0 ? { state: 'degraded', reason: reasons.join('; ') } : { state: 'ok' };
