@@ -49,7 +49,7 @@ export const broadcastOptionsSchema = z.strictObject({
 	 * (libavcodec), with keyframes on demand, NACK-repaired input and A/V on one clock;
 	 * "ffmpeg": the FFmpeg command line per track, keyframes on its own clock only. Default "libav".
 	 */
-	engine: z.enum(['libav', 'ffmpeg']).default('ffmpeg'),
+	engine: z.enum(['libav', 'ffmpeg']).default('libav'),
 	video: videoEncodingSchema.prefault({}),
 	audio: audioSchema.prefault({}),
 });

@@ -15,14 +15,14 @@ import {
 	UnsupportedCodecError,
 	type Relay,
 } from '../src/index.js';
-import { ffmpegChildren, useRelayFixture } from './helpers/fixture.js';
+import { mediaChildren, useRelayFixture } from './helpers/fixture.js';
 import { WeriftViewer } from '../src/harness/WeriftViewer.js';
 
 const video = { width: 320, height: 180, fps: 15, bitrateKbps: 200, keyframeIntervalSeconds: 1 } as const;
 
 /** What a failed call must not leave behind: FFmpeg children, lent ports, routers beyond the broadcasts' own two. */
 async function expectNothingLeaked(relay: Relay, routersAllowed: number): Promise<void> {
-	expect(ffmpegChildren()).toEqual([]);
+	expect(mediaChildren()).toEqual([]);
 	expect(relay.ports.inUse).toBe(0);
 	let routers = 0;
 	for (const slot of relay.pool.slots) routers += (await slot.worker.dump()).routerIds.length;
@@ -135,13 +135,13 @@ describe('bad input: typed errors, nothing leaked', () => {
 			const producer = await transport.produce({ kind: 'video', rtpParameters: { ...rtpParameters, encodings: [{ ssrc: 5678 }] } });
 			await broadcast.attach({ producer, router });
 			expect(broadcast.reencoder('video')?.stats.running).toBe(true);
-			expect(ffmpegChildren()).toHaveLength(1);
+			expect(mediaChildren()).toHaveLength(1);
 			const closed = new Promise((resolve) => broadcast.once('sourceclosed', resolve));
 			producer.close();
 			expect(await closed).toEqual({ kind: 'video', reason: 'producer closed' });
 			await new Promise((resolve) => setTimeout(resolve, 200));
 			expect(broadcast.reencoder('video')).toBeUndefined();
-			expect(ffmpegChildren()).toEqual([]);
+			expect(mediaChildren()).toEqual([]);
 			expect(relay.ports.inUse).toBe(0);
 			expect(await transportCount(relay)).toBe(0);
 		} finally {

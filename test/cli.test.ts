@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ffmpegChildren, sleep } from './helpers/fixture.js';
+import { mediaChildren, sleep } from './helpers/fixture.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const children: ChildProcess[] = [];
@@ -208,6 +208,6 @@ describe('CLI', () => {
 		expect(code).toBe(0);
 		expect(Date.now() - started).toBeLessThan(10_000);
 		await sleep(200);
-		expect(ffmpegChildren()).toEqual([]);
+		expect(mediaChildren()).toEqual([]);
 	});
 });

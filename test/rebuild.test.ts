@@ -9,7 +9,7 @@ import { testSourceArgs } from '../src/ffmpeg/args.js';
 import { resolveFfmpeg } from '../src/ffmpeg/binary.js';
 import { FfmpegProcess } from '../src/ffmpeg/FfmpegProcess.js';
 import { TrackReencoder } from '../src/reencoder/TrackReencoder.js';
-import { ffmpegChildren, useRelayFixture } from './helpers/fixture.js';
+import { mediaChildren, useRelayFixture } from './helpers/fixture.js';
 
 const video = { width: 320, height: 180, fps: 15, bitrateKbps: 200, keyframeIntervalSeconds: 1 } as const;
 
@@ -133,7 +133,7 @@ describe('a worker dying while the pipeline is rebuilt', () => {
 			expect(relay.broadcasts.has('rebuild-fails')).toBe(false);
 			expect(relay.ports.inUse).toBe(0);
 			// Only the test broadcaster's FFmpeg is left.
-			expect(ffmpegChildren()).not.toContain(reencoderPid);
+			expect(mediaChildren()).not.toContain(reencoderPid);
 			await relay.pool.whenSettled();
 			for (const slot of relay.pool.slots) expect((await slot.worker.dump()).routerIds).toEqual([]);
 		} finally {
@@ -143,7 +143,7 @@ describe('a worker dying while the pipeline is rebuilt', () => {
 
 	it('leaves no FFmpeg behind once the relays above are closed', () => {
 		// Runs after the other tests' relays were closed: a re-encoder lost track of in a rebuild would still run.
-		const left = ffmpegChildren();
+		const left = mediaChildren();
 		// The message names what is left (its start time and arguments).
 		expect(left, left.map((pid) => execFileSync('ps', ['-o', 'pid,lstart,args', '-p', String(pid)], { encoding: 'utf8' })).join('')).toEqual([]);
 	});

@@ -5,7 +5,7 @@ import { WeriftPublisher } from './helpers/weriftPublisher.js';
 import type { Broadcast, Publication } from '../src/Broadcast.js';
 import { ensureClip } from '../src/harness/fixtures.js';
 import { SyntheticBroadcaster } from '../src/harness/SyntheticBroadcaster.js';
-import { ffmpegChildren, sleep, useRelayFixture } from './helpers/fixture.js';
+import { mediaChildren, sleep, useRelayFixture } from './helpers/fixture.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 
 const INGEST = 'ingest-token-123';
@@ -58,7 +58,7 @@ describe('sources the relay runs itself come back after a worker death', () => {
 		expect(broadcast.closed).toBe(false);
 		expect(broadcast.source('video')?.closed).toBe(false);
 		// The demo's one FFmpeg (the one sending to the dead ingest was stopped) and the video re-encoder's.
-		expect(ffmpegChildren().length).toBe(2);
+		expect(mediaChildren().length).toBe(2);
 	});
 
 	it('the demo broadcast: its encoder worker killed, WHEP viewers get video again within a few seconds', async () => {

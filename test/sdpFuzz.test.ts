@@ -15,7 +15,7 @@ import * as mediasoup from 'mediasoup';
 import type { types as ms } from 'mediasoup';
 import { describe, expect, it } from 'vitest';
 import type { Service } from '../src/service/Service.js';
-import { ffmpegChildren, sleep } from './helpers/fixture.js';
+import { mediaChildren, sleep } from './helpers/fixture.js';
 import { mutateSdp, seededRandom } from './helpers/sdpMutator.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 import { WeriftPublisher } from './helpers/weriftPublisher.js';
@@ -106,7 +106,7 @@ describe('SDP fuzz over WHIP and WHEP: only 201 or 4xx, nothing leaked', () => {
 			expect(ready, 'a valid WHEP offer is answered once the broadcast is live').toBe(201);
 			await sleep(500); // the probing sessions above are closing
 			const before = census.counts();
-			const ffmpegBefore = ffmpegChildren().length;
+			const ffmpegBefore = mediaChildren().length;
 
 			// Broadcasts for the WHIP offers, one per lane; baseline mode, so an accepted offer starts no FFmpeg.
 			for (let lane = 0; lane < LANES; lane++) {
@@ -173,7 +173,7 @@ describe('SDP fuzz over WHIP and WHEP: only 201 or 4xx, nothing leaked', () => {
 			for (const deadline = performance.now() + 5000; !same() && performance.now() < deadline; ) await sleep(100);
 			console.log(`mediasoup objects before ${JSON.stringify(before)}, after ${JSON.stringify(census.counts())}`);
 			expect(sessionObjects(census.counts()), 'live WebRTC/plain transports and their producers and consumers').toEqual(sessionObjects(before));
-			expect(ffmpegChildren().length, 'FFmpeg processes').toBe(ffmpegBefore);
+			expect(mediaChildren().length, 'FFmpeg processes').toBe(ffmpegBefore);
 			expect([...service.relay.broadcasts.keys()]).toEqual(['fuzz-watch']);
 		} finally {
 			await publisher.close();

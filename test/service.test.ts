@@ -7,7 +7,7 @@ import { resolveFfmpeg } from '../src/ffmpeg/binary.js';
 import { FfmpegProcess } from '../src/ffmpeg/FfmpegProcess.js';
 import { pipeToRelay } from '../src/ingest/pipeToRelay.js';
 import type { Service } from '../src/service/Service.js';
-import { ffmpegChildren, sleep } from './helpers/fixture.js';
+import { mediaChildren, sleep } from './helpers/fixture.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 import { WeriftPublisher } from './helpers/weriftPublisher.js';
 import { WeriftViewer } from '../src/harness/WeriftViewer.js';
@@ -86,7 +86,7 @@ describe('service: WHIP ingest and WHEP playback with werift', () => {
 			expect((await fetch(`${service.url}${whip}`, { method: 'DELETE', headers: { authorization: `Bearer ${INGEST}` } })).status).toBe(200);
 			await expect.poll(() => broadcast.source('video'), { timeout: 3000 }).toBeUndefined();
 			// Only the publisher's own FFmpeg is left; the re-encoder's exits once SIGTERM is handled.
-			await expect.poll(() => ffmpegChildren().length, { timeout: 3000 }).toBe(1);
+			await expect.poll(() => mediaChildren().length, { timeout: 3000 }).toBe(1);
 		} finally {
 			await viewer.close();
 			await publisher.close();
@@ -202,7 +202,7 @@ describe('service: status codes for bad requests, and it keeps serving', () => {
 		const recvonly = await postSdp(`${service.url}/whip/other`, sdp, { authorization: `Bearer ${INGEST}` });
 		expect(recvonly.status).toBe(422);
 
-		expect(ffmpegChildren().length).toBe(2); // the demo source and its re-encoder
+		expect(mediaChildren().length).toBe(2); // the demo source and its re-encoder
 		const audioViewers = service.sessions.count('whep');
 		expect(audioViewers).toBe(1);
 		service.sessions.endAll();
@@ -239,7 +239,7 @@ describe('service: status codes for bad requests, and it keeps serving', () => {
 				),
 			);
 			expect(statuses.sort()).toEqual([201, 409]);
-			expect(ffmpegChildren().length).toBe(2); // the winner's FFmpeg source and its re-encoder
+			expect(mediaChildren().length).toBe(2); // the winner's FFmpeg source and its re-encoder
 
 			// Budget: one consumer per worker, two workers; a video-only viewer needs one.
 			const opened: Array<{ close: () => Promise<void> }> = [];

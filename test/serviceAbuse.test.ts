@@ -7,7 +7,7 @@ import { RTCPeerConnection } from 'werift';
 import { loadServiceConfig, type ServiceConfigInput } from '../src/service/config.js';
 import { startService, type Service } from '../src/service/Service.js';
 import { seededRandom } from '../src/harness/LossyProxy.js';
-import { ffmpegChildren, sleep } from './helpers/fixture.js';
+import { mediaChildren, sleep } from './helpers/fixture.js';
 import { postSdp, useServiceFixture } from './helpers/service.js';
 
 /**
@@ -53,7 +53,7 @@ describe('service: a refused request creates nothing', () => {
 		expect(refused.map((r) => r.status)).toEqual([400, 422, 422]);
 		expect([...service.relay.broadcasts.keys()]).toEqual([]);
 		for (const id of ['a', 'b', 'c']) expect((await postSdp(`${service.url}/whep/${id}`, viewerOffer)).status).toBe(404);
-		expect(ffmpegChildren()).toEqual([]);
+		expect(mediaChildren()).toEqual([]);
 	});
 
 	it('100 concurrent refused WHIP POSTs to new ids: all 4xx, no broadcast, nothing held', async () => {

@@ -6,10 +6,13 @@ import type { FfmpegProcess } from '../../src/ffmpeg/FfmpegProcess.js';
 import { startTestBroadcaster, type TestBroadcasterOptions } from './testBroadcaster.js';
 import { WeriftViewer, type WeriftViewerOptions } from '../../src/harness/WeriftViewer.js';
 
-/** FFmpeg processes that are children of this test process (re-encoders and test broadcasters). */
-export function ffmpegChildren(): number[] {
+/**
+ * Media processes that are children of this test process: FFmpeg (test broadcasters, the
+ * FFmpeg engine's re-encoders) and libav engine processes.
+ */
+export function mediaChildren(): number[] {
 	try {
-		const out = execFileSync('pgrep', ['-P', String(process.pid), '-f', 'ffmpeg'], { encoding: 'utf8' });
+		const out = execFileSync('pgrep', ['-P', String(process.pid), '-f', 'ffmpeg|reencoder/libav/child'], { encoding: 'utf8' });
 		return out.split('\n').filter(Boolean).map(Number);
 	} catch {
 		return []; // pgrep exits 1 when nothing matches

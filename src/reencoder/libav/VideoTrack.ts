@@ -135,7 +135,7 @@ export class VideoTrack {
 
 	#drainJitter(now: number): void {
 		for (const frame of this.#jitter.pop(now)) {
-			if (frame.afterLoss) this.#markBroken('loss NACK could not repair', now);
+			if (frame.afterLoss && !frame.keyframe) this.#markBroken('loss NACK could not repair', now);
 			if (frame.keyframe) this.#firstKeyframeArrivedAt ??= frame.receivedAt;
 			if (this.#needKeyframe && !frame.keyframe) {
 				this.#framesDropped += 1;
