@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { AvOffsetProbe, ClickDetector, clickOnsets } from '../src/harness/AvOffsetProbe.js';
 import { CpuMeter } from '../src/harness/procStats.js';
-import { ensureClip, ensureOpusClip } from '../src/harness/fixtures.js';
+import { ensureClickClip, ensureClip, ensureOpusClip } from '../src/harness/fixtures.js';
+import type { WeriftViewer } from '../src/harness/WeriftViewer.js';
 import { isIdr, nalType, packetizeH264, readH264AccessUnits, splitAnnexB } from '../src/harness/h264.js';
 import { readIvf, isVp8Keyframe } from '../src/harness/ivf.js';
 import { LossyProxy, seededRandom } from '../src/harness/LossyProxy.js';
@@ -50,6 +52,61 @@ describe('harness fixtures and packetizers', () => {
 		expect(packets.length).toBeGreaterThanOrEqual(99);
 		expect(packets.length).toBeLessThanOrEqual(101);
 		expect(packets.some((p) => p.subarray(0, 4).toString() === 'Opus')).toBe(false);
+	});
+
+	it('click clip: the detector finds one click a second, in the packet of its media time, and nothing in a steady tone', () => {
+		const packets = readOggOpusPackets(ensureClickClip({ seconds: 10, fps: 15, clickEveryFrames: 15 }));
+		const sizes = packets.map((p) => p.length);
+		// Click k at media time k s, i.e. 48000·k samples: packet 50·k (each holds 20 ms; the encoder's 2.5 ms pre-skip keeps it there).
+		expect(clickOnsets(sizes.slice(0, 500), { looped: true })).toEqual([0, 50, 100, 150, 200, 250, 300, 350, 400, 450]);
+		// Streamed from the middle of a click's loud tail, as a viewer joining late hears it: the next clicks only.
+		const detector = new ClickDetector();
+		const heard = sizes.slice(105, 320).flatMap((size, i) => (detector.push(size) ? [105 + i] : []));
+		expect(heard).toEqual([150, 200, 250, 300]);
+		// A 440 Hz tone is loud all along: no onset.
+		expect(clickOnsets(readOggOpusPackets(ensureOpusClip(2)).map((p) => p.length))).toEqual([]);
+		expect(() => ensureClickClip({ seconds: 10, fps: 30, clickEveryFrames: 1 })).toThrow(/multiple of 0.02 s/);
+	});
+
+	it('synthetic broadcaster loops audio at the video clip\'s length (the Ogg file has one packet more)', async () => {
+		const clip = ensureClip(small);
+		const audio = ensureClickClip({ seconds: 10, fps: 15, clickEveryFrames: 15 });
+		expect(readOggOpusPackets(audio)).toHaveLength(501);
+		const broadcaster = new SyntheticBroadcaster({ clip, audio, fps: 15 });
+		try {
+			expect(broadcaster.audioClipPackets).toHaveLength(500);
+		} finally {
+			await broadcaster.close();
+		}
+	});
+
+	it('A/V offset: a click heard 40 ms after its frame was seen reads +40, less what the broadcaster sent them apart', () => {
+		const clipFrames = 150;
+		const audioSizes = Array.from({ length: 500 }, (_, i) => (i % 50 === 0 ? 200 : 3));
+		// Sent on one timeline from t = 1000: frame n at 1000 + n/15 s, packet m at 1000 + 20 m, the audio 2 ms late.
+		const broadcaster = {
+			clipFrames,
+			audioClipPackets: audioSizes.map((size) => Buffer.alloc(size)),
+			audioPacketsSent: 1000,
+			audioPacketSentAt: (m: number) => (m < 1000 ? 1000 + 20 * m + 2 : Number.NaN),
+			videoFrameSentAt: (n: number) => (n < 300 ? 1000 + (n * 1000) / 15 : Number.NaN),
+		};
+		// The viewer hears every packet 50 ms after it was sent and gets every frame 10 ms after it was sent.
+		const viewer = { audioArrivals: Array.from({ length: 1000 }, (_, m) => ({ at: broadcaster.audioPacketSentAt(m) + 50, size: audioSizes[m % 500]! })) };
+		const probe = { arrivals: Array.from({ length: 300 }, (_, n) => ({ index: n % clipFrames, at: broadcaster.videoFrameSentAt(n) + 10 })) };
+		const av = new AvOffsetProbe({
+			broadcaster: broadcaster as never,
+			viewer: viewer as unknown as WeriftViewer,
+			frames: probe,
+			clickEveryFrames: 15,
+		});
+		const offsets = av.offsets();
+		// The first click (t = 1000) has no silence before it; the other 19 of two loops are measured, the second loop's against its own frames.
+		expect(offsets).toHaveLength(19);
+		for (const offset of offsets) expect(offset).toBeCloseTo(40, 6);
+		expect(av.offsets(1000 + 10_000)).toHaveLength(10);
+		// An audio clip without one click per 15 frames is refused.
+		expect(() => new AvOffsetProbe({ broadcaster: { ...broadcaster, audioClipPackets: [Buffer.alloc(3)] } as never, viewer: viewer as unknown as WeriftViewer, frames: probe, clickEveryFrames: 15 })).toThrow(/click clip/);
 	});
 
 	it('seeded randomness repeats; percentiles; the proxy rewrites only the UDP candidate', () => {

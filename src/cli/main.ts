@@ -7,7 +7,7 @@ import { RelayError } from '../errors.js';
 import { testSourceArgs } from '../ffmpeg/args.js';
 import { resolveFfmpeg } from '../ffmpeg/binary.js';
 import { FfmpegProcess } from '../ffmpeg/FfmpegProcess.js';
-import { SCENARIOS } from '../harness/scenarios.js';
+import { ENGINES, SCENARIOS } from '../harness/scenarios.js';
 import type { RelayStats } from '../Relay.js';
 import { relayRequest, RelayRefusedError, RelayUnreachableError, type RelayRequest } from '../relayClient.js';
 import { loadServiceConfig } from '../service/config.js';
@@ -239,13 +239,14 @@ program
 
 program
 	.command('bench')
-	.description('run the benchmark: every scenario in relay and baseline mode side by side, then the saturation ramp')
+	.description('run the benchmark: every scenario in baseline mode and in relay mode per re-encoder engine, side by side, then the saturation ramp')
 	.option('--smoke', 'a few seconds per scenario with a handful of viewers (keeps the harness working; measures nothing serious)')
 	.option('-o, --out <dir>', 'where to write report.json, report.md and saturation.svg', 'bench-results')
 	.option('--scenarios <list>', `comma-separated subset of ${SCENARIOS.join(', ')}`)
 	.option('--duration <seconds>', 'seconds per scenario and mode', integer)
 	.option('--sink-viewers <n>', 'SRTP load-test viewers per scenario', integer)
 	.option('--werift-viewers <n>', 'real WebRTC (werift) viewers per scenario', integer)
+	.option('--engines <list>', `comma-separated re-encoder engines to compare, each in relay mode beside baseline (default ${ENGINES.join(',')})`)
 	.option('--workers <n>', 'mediasoup workers for the scenarios', integer)
 	.addOption(new Option('--codec <codec>', "synthetic broadcaster's video codec").choices(['VP8', 'H264']))
 	.option('--no-audio', 'the broadcaster sends no Opus audio')
@@ -265,6 +266,12 @@ program
 			const unknown = wanted.filter((s) => !(SCENARIOS as readonly string[]).includes(s));
 			if (unknown.length) throw new CliError(`unknown scenario ${unknown.join(', ')}; pick from ${SCENARIOS.join(', ')}`, EXIT.usage);
 			options.scenarios = wanted as typeof options.scenarios;
+		}
+		if (flags.engines) {
+			const wanted = String(flags.engines).split(',').map((s) => s.trim()).filter(Boolean);
+			const unknown = wanted.filter((s) => !(ENGINES as readonly string[]).includes(s));
+			if (unknown.length || wanted.length === 0) throw new CliError(`unknown engine ${unknown.join(', ') || '(none given)'}; pick from ${ENGINES.join(', ')}`, EXIT.usage);
+			options.engines = [...new Set(wanted)] as typeof options.engines;
 		}
 		if (flags.duration) options.durationSeconds = flags.duration;
 		if (flags.sinkViewers !== undefined) options.sinkViewers = flags.sinkViewers;

@@ -18,6 +18,8 @@ export class LatencyProbe {
 	/** End-to-end latencies (ms), one per frame seen. */
 	readonly latencies: number[] = [];
 	framesSeen = 0;
+	/** Each frame counted in `latencies`: its clip frame index and when it came out of the decoder (performance.now()). */
+	readonly arrivals: Array<{ index: number; at: number }> = [];
 	readonly #child: ChildProcess;
 	readonly #viewer: Viewer;
 	readonly #ports: PortPool;
@@ -66,7 +68,10 @@ export class LatencyProbe {
 					lastIndex = index;
 					if (step < 1 || step > 5) continue;
 					const latency = now - sentAt(index % clipFrames);
-					if (Number.isFinite(latency) && latency >= 0 && latency < 2000) probe.latencies.push(latency);
+					if (Number.isFinite(latency) && latency >= 0 && latency < 2000) {
+						probe.latencies.push(latency);
+						probe.arrivals.push({ index: index % clipFrames, at: now });
+					}
 				}
 			});
 			// No keyframe request of its own beyond mediasoup's at consume time: in baseline mode it
@@ -80,6 +85,11 @@ export class LatencyProbe {
 			ports.release(pair);
 			throw error;
 		}
+	}
+
+	/** The decoding FFmpeg's pid (the CPU-starved scenario pins it away from the re-encoder's core). */
+	get pid(): number | undefined {
+		return this.#child.pid;
 	}
 
 	async close(): Promise<void> {

@@ -78,6 +78,11 @@ export class RtpSink {
 		return reply;
 	}
 
+	/** The sink process's pid (the CPU-starved scenario pins it away from the re-encoder's core). */
+	get pid(): number | undefined {
+		return this.#child.pid;
+	}
+
 	async report(): Promise<SinkStream[]> {
 		return (await this.#ask<{ streams: SinkStream[] }>('report')).streams;
 	}

@@ -23,6 +23,9 @@ export interface SyntheticBroadcasterOptions {
 	maxPayload?: number;
 }
 
+/** Opus packet duration of the fixtures (20 ms, RTP timestamp step 960 at 48 kHz). */
+const AUDIO_PACKET_MS = 20;
+
 /** RTCP payload-specific feedback format of FIR (RFC 5104); PLI is PictureLossIndication.count (1). */
 const FIR_FORMAT = 4;
 
@@ -74,9 +77,13 @@ export class SyntheticBroadcaster {
 	readonly #intra: Buffer[][];
 	readonly #normalBytes: number[];
 	readonly #audioPackets: Buffer[];
+	/** Audio packets per loop: as long as the video clip when the audio clip is (see the constructor). */
+	readonly #audioLoopPackets: number;
 	readonly #audioTrack = new MediaStreamTrack({ kind: 'audio' });
-	#audioTimer?: NodeJS.Timeout;
 	#audioSequence = 0;
+	/** Send time (performance.now()) of every video frame and audio packet since start, by stream sequence. */
+	readonly #videoSentAt: number[] = [];
+	readonly #audioSentAt: number[] = [];
 	readonly #fps: number;
 	readonly #maxPayload: number;
 	readonly #track = new MediaStreamTrack({ kind: 'video' });
@@ -102,6 +109,12 @@ export class SyntheticBroadcaster {
 		if (this.#normal.length !== this.#intra.length || this.#normal.length === 0) throw new Error('fixture clips differ in length');
 		this.#normalBytes = this.#normal.map((payloads) => payloads.reduce((sum, p) => sum + p.length, 0));
 		this.#audioPackets = options.audio ? readOggOpusPackets(options.audio) : [];
+		// An Ogg Opus file of N seconds holds N × 50 packets plus one (the encoder's pre-skip pushes its
+		// tail into an extra packet). Looped as is, audio would drift 20 ms per loop from video: when
+		// the audio clip is as long as the video clip, loop it at exactly the video clip's length.
+		const videoLoopPackets = Math.round((this.#normal.length / this.#fps) * (1000 / AUDIO_PACKET_MS));
+		this.#audioLoopPackets =
+			this.#audioPackets.length >= videoLoopPackets && this.#audioPackets.length <= videoLoopPackets + 1 ? videoLoopPackets : this.#audioPackets.length;
 		this.#sentAt = new Array<number>(this.#normal.length).fill(Number.NaN);
 		this.pc = new RTCPeerConnection({
 			codecs: {
@@ -150,28 +163,64 @@ export class SyntheticBroadcaster {
 		await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
 	}
 
-	/** Starts sending frames in real time (the clip loops). */
+	/**
+	 * Starts sending in real time (the clip loops). Video and audio share one clock and one
+	 * timer: video frame n is due at start + n/fps, audio packet m at start + m × 20 ms, and
+	 * each wake-up sends whatever is due in media-time order. So both tracks stay on one
+	 * timeline (the A/V offset probe relies on it), and their RTP timestamps, both from 0,
+	 * advance with the wall clock the RTCP sender reports map them to.
+	 */
 	start(): void {
 		this.#startedAt = performance.now();
-		const period = 1000 / this.#fps;
+		const videoPeriod = 1000 / this.#fps;
 		const tick = (): void => {
 			if (this.#closed) return;
-			this.#sendFrame(this.framesSent);
-			const next = this.#startedAt + this.framesSent * period;
-			this.#timer = setTimeout(tick, Math.max(0, next - performance.now()));
+			for (;;) {
+				const videoDue = this.#startedAt + this.framesSent * videoPeriod;
+				const audioDue = this.#audioPackets.length ? this.#startedAt + this.#audioSequence * AUDIO_PACKET_MS : Number.POSITIVE_INFINITY;
+				const due = Math.min(videoDue, audioDue);
+				const now = performance.now();
+				if (due > now) {
+					this.#timer = setTimeout(tick, due - now);
+					return;
+				}
+				if (videoDue <= audioDue) this.#sendFrame(this.framesSent);
+				else this.#sendAudio();
+			}
 		};
 		tick();
-		if (this.#audioPackets.length) {
-			const audioTick = (): void => {
-				if (this.#closed) return;
-				const packet = this.#audioPackets[this.#audioSequence % this.#audioPackets.length]!;
-				const header = new RtpHeader({ payloadType: 111, timestamp: (this.#audioSequence * 960) >>> 0, marker: false, sequenceNumber: this.#audioSequence & 0xffff });
-				this.#audioTrack.writeRtp(new RtpPacket(header, packet));
-				this.#audioSequence += 1;
-				this.#audioTimer = setTimeout(audioTick, Math.max(0, this.#startedAt + this.#audioSequence * 20 - performance.now()));
-			};
-			audioTick();
-		}
+	}
+
+	#sendAudio(): void {
+		const packet = this.#audioPackets[this.#audioSequence % this.#audioLoopPackets]!;
+		const header = new RtpHeader({ payloadType: 111, timestamp: (this.#audioSequence * 960) >>> 0, marker: false, sequenceNumber: this.#audioSequence & 0xffff });
+		this.#audioTrack.writeRtp(new RtpPacket(header, packet));
+		this.#audioSentAt.push(performance.now());
+		this.#audioSequence += 1;
+	}
+
+	/** The audio clip's packets (one loop), in order: packet m of the stream is packet m mod length of these. */
+	get audioClipPackets(): readonly Buffer[] {
+		return this.#audioPackets.slice(0, this.#audioLoopPackets);
+	}
+
+	get fps(): number {
+		return this.#fps;
+	}
+
+	/** When video frame `sequence` of the stream (counted from 0 at start, across loops) was sent; NaN if not yet. */
+	videoFrameSentAt(sequence: number): number {
+		return this.#videoSentAt[sequence] ?? Number.NaN;
+	}
+
+	/** When audio packet `sequence` of the stream (from 0 at start, across loops) was sent; NaN if not yet. */
+	audioPacketSentAt(sequence: number): number {
+		return this.#audioSentAt[sequence] ?? Number.NaN;
+	}
+
+	/** Audio packets sent so far. */
+	get audioPacketsSent(): number {
+		return this.#audioSequence;
 	}
 
 	#sendFrame(sequence: number): void {
@@ -195,6 +244,7 @@ export class SyntheticBroadcaster {
 			bytes += payload.length;
 		});
 		this.#sentAt[index] = performance.now();
+		this.#videoSentAt.push(this.#sentAt[index]);
 		this.framesSent += 1;
 		this.bytesSent += bytes;
 		const second = Math.floor((performance.now() - this.#startedAt) / 1000);
@@ -205,7 +255,6 @@ export class SyntheticBroadcaster {
 		if (this.#closed) return;
 		this.#closed = true;
 		clearTimeout(this.#timer);
-		clearTimeout(this.#audioTimer);
 		await this.pc.close();
 	}
 }

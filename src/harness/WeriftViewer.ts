@@ -6,6 +6,7 @@ import {
 	type MediaStreamTrack,
 	type RTCRtpTransceiver,
 } from 'werift';
+import { BarcodeReader } from './BarcodeReader.js';
 
 export type ViewerCodec = 'VP8' | 'H264';
 
@@ -14,6 +15,11 @@ export interface WeriftViewerOptions {
 	/** Payload type the viewer offers for its video codec. Default 96 (VP8) / 102 (H264). */
 	videoPayloadType?: number;
 	audio?: boolean;
+	/**
+	 * Decode the video (VP8 only) and read the fixture's barcode from each decodable frame, into
+	 * `barcodeArrivals`: which broadcaster frame arrived when. Costs one VP8 decode per frame. Default false.
+	 */
+	readBarcodes?: boolean;
 }
 
 /**
@@ -28,6 +34,19 @@ export class WeriftViewer {
 	readonly keyframeTimes: number[] = [];
 	/** Arrival time of each completed frame. */
 	readonly frameTimes: number[] = [];
+	/**
+	 * Arrival time of each frame a decoder could decode: every packet of it arrived, in order,
+	 * and so did every frame back to a keyframe (a gap breaks the chain until the next keyframe).
+	 */
+	readonly decodableFrameTimes: number[] = [];
+	/** Arrival time and payload size of each audio packet, in arrival order (the A/V offset probe reads clicks from the sizes). */
+	readonly audioArrivals: Array<{ at: number; size: number }> = [];
+	/**
+	 * With readBarcodes: each decodable frame's clip frame number (the barcode) and RTP arrival time
+	 * (its last packet), in arrival order. Misreads are left out (a frame must follow the previous
+	 * read within a few frames, as real frames do).
+	 */
+	readonly barcodeArrivals: Array<{ index: number; at: number }> = [];
 	videoSsrc?: number;
 	/** The relay's id for this viewer, when joined through a fixture. */
 	relayViewerId = '';
@@ -36,9 +55,19 @@ export class WeriftViewer {
 	#video: RTCRtpTransceiver;
 	#lastKeyframeTimestamp?: number;
 	readonly #codec: ViewerCodec;
+	/** Decodability: the last sequence number, the frame being received, and whether the chain to a keyframe holds. */
+	#lastSequence?: number;
+	#frame?: { timestamp: number; intact: boolean; keyframe: boolean; complete: boolean; payloads: Buffer[] };
+	#chainIntact = false;
+	readonly #barcodes?: BarcodeReader;
+	#lastBarcode = -1;
 
 	constructor(options: WeriftViewerOptions = {}) {
 		this.#codec = options.codec ?? 'VP8';
+		if (options.readBarcodes) {
+			if (this.#codec !== 'VP8') throw new TypeError('readBarcodes decodes VP8 only; offer VP8 (codec: "VP8")');
+			this.#barcodes = new BarcodeReader();
+		}
 		const videoCodec =
 			this.#codec === 'VP8'
 				? new RTCRtpCodecParameters({
@@ -64,8 +93,9 @@ export class WeriftViewer {
 		if (options.audio !== false) {
 			const audio = this.pc.addTransceiver('audio', { direction: 'recvonly' });
 			audio.onTrack.subscribe((track: MediaStreamTrack) => {
-				track.onReceiveRtp.subscribe(() => {
+				track.onReceiveRtp.subscribe((rtp) => {
 					this.audioPackets += 1;
+					this.audioArrivals.push({ at: performance.now(), size: rtp.payload.length });
 				});
 			});
 		}
@@ -73,16 +103,59 @@ export class WeriftViewer {
 			track.onReceiveRtp.subscribe((rtp) => {
 				this.videoSsrc = rtp.header.ssrc;
 				const payload = rtp.payload;
-				if (this.#isKeyframeStart(payload) && this.#lastKeyframeTimestamp !== rtp.header.timestamp) {
+				const keyframeStart = this.#isKeyframeStart(payload);
+				if (keyframeStart && this.#lastKeyframeTimestamp !== rtp.header.timestamp) {
 					this.#lastKeyframeTimestamp = rtp.header.timestamp;
 					this.keyframeTimes.push(performance.now());
 				}
+				this.#trackDecodability(rtp.header.sequenceNumber, rtp.header.timestamp, rtp.header.marker, keyframeStart, payload);
 				if (rtp.header.marker) {
 					this.frames += 1;
 					this.frameTimes.push(performance.now());
 				}
 			});
 		});
+	}
+
+	/**
+	 * Counts a frame as decodable when it arrived whole (its first packet, no sequence gap up to its
+	 * marker) and follows an unbroken chain from a keyframe. Reordered packets count as a gap
+	 * (a viewer's jitter buffer would wait; this one is strict, as a decoder fed in arrival order).
+	 */
+	#trackDecodability(sequence: number, timestamp: number, marker: boolean, keyframeStart: boolean, payload: Buffer): void {
+		const gap = this.#lastSequence !== undefined && sequence !== ((this.#lastSequence + 1) & 0xffff);
+		this.#lastSequence = sequence;
+		if (!this.#frame || this.#frame.timestamp !== timestamp) {
+			// A frame that never saw its marker (lost last packet) breaks the chain.
+			if (this.#frame && !this.#frame.complete) this.#chainIntact = false;
+			this.#frame = { timestamp, intact: this.#isFrameStart(payload) && (!gap || keyframeStart), keyframe: keyframeStart, complete: false, payloads: [] };
+			if (gap && !keyframeStart) this.#chainIntact = false;
+		} else if (gap) this.#frame.intact = false;
+		if (this.#barcodes && payload.length) this.#frame.payloads.push(Vp8RtpPayload.deSerialize(payload).payload);
+		if (!marker) return;
+		this.#frame.complete = true;
+		if (this.#frame.intact && (this.#frame.keyframe || this.#chainIntact)) {
+			this.#chainIntact = true;
+			const at = performance.now();
+			this.decodableFrameTimes.push(at);
+			if (this.#barcodes) void this.#readBarcode(Buffer.concat(this.#frame.payloads), at);
+		} else this.#chainIntact = false;
+	}
+
+	async #readBarcode(frame: Buffer, at: number): Promise<void> {
+		const index = await this.#barcodes!.read(frame).catch(() => undefined);
+		if (index === undefined) return;
+		const step = this.#lastBarcode < 0 ? 0 : index - this.#lastBarcode;
+		this.#lastBarcode = index;
+		// Forward by a few frames, or back to the clip's start when it loops (the first read is only a reference).
+		if ((step >= 1 && step <= 5) || (step < 0 && index < 5)) this.barcodeArrivals.push({ index, at });
+	}
+
+	#isFrameStart(payload: Buffer): boolean {
+		if (payload.length === 0) return false;
+		if (this.#codec !== 'VP8') return true; // H264: not checked (FU-A start bits); gaps still break the chain.
+		const vp8 = Vp8RtpPayload.deSerialize(payload);
+		return vp8.isPartitionHead;
 	}
 
 	#isKeyframeStart(payload: Buffer): boolean {
@@ -133,5 +206,6 @@ export class WeriftViewer {
 
 	async close(): Promise<void> {
 		await this.pc.close();
+		await this.#barcodes?.close();
 	}
 }

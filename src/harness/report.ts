@@ -1,57 +1,139 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchReport, Mode, ScenarioResult } from './bench.js';
+import type { EngineName, ScenarioName } from './scenarios.js';
 
 const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 
-function ratio(relay: number, baseline: number): string {
+/** A figure the run does not have (the ffmpeg engine reports no health, no on-demand keyframes; baseline has no re-encoder). */
+const MISSING = '–';
+
+/** Baseline over relay where fewer is the point (keyframe requests): "×4.0", "∞ fewer (12 → 0)". */
+function fewer(relay: number, baseline: number): string {
 	if (!Number.isFinite(relay) || !Number.isFinite(baseline)) return 'n/a';
 	if (relay === 0 && baseline === 0) return '=';
 	if (relay === 0) return `∞ fewer (${fmt(baseline, 0)} → 0)`;
 	return `×${fmt(baseline / relay, 1)}`;
 }
 
-const ROWS: Array<{ label: string; value: (r: ScenarioResult) => number; digits?: number; ratio?: boolean }> = [
-	{ label: 'keyframe requests reaching the broadcaster / min', value: (r) => r.keyframeRequestsPerMinute, ratio: true },
-	{ label: 'broadcaster upstream kbit/s', value: (r) => r.broadcasterBitrateKbps, digits: 0 },
-	{ label: 'broadcaster bitrate / steady state', value: (r) => r.broadcasterBitrateRatio, digits: 2 },
-	{ label: 'time to first frame p50 (ms)', value: (r) => r.timeToFirstFrameMs.p50, digits: 0 },
-	{ label: 'time to first frame p95 (ms)', value: (r) => r.timeToFirstFrameMs.p95, digits: 0 },
-	{ label: 'end-to-end latency p50 (ms)', value: (r) => r.endToEndLatencyMs.p50, digits: 0 },
-	{ label: 'end-to-end latency p95 (ms)', value: (r) => r.endToEndLatencyMs.p95, digits: 0 },
-	{ label: 'frames per werift viewer', value: (r) => r.framesPerWeriftViewer, digits: 0 },
+/** a ÷ b, or "–" / "n/a" when either is missing. */
+function times(a: number | undefined, b: number | undefined): string {
+	if (a === undefined || b === undefined) return MISSING;
+	if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return a === 0 && b === 0 ? '=' : 'n/a';
+	return `×${fmt(a / b, 2)}`;
+}
+
+const health = (h: { state: string; reason?: string } | undefined): string => (h ? `${h.state}${h.reason ? ` (${h.reason})` : ''}` : MISSING);
+
+interface Row {
+	label: string;
+	/** The figure; undefined: the run has none ("–"). */
+	value?: (r: ScenarioResult) => number | undefined;
+	/** A figure in words (health). */
+	text?: (r: ScenarioResult) => string;
+	digits?: number;
+	/** How relay compares with baseline: "fewer" (requests), "times" (baseline ÷ relay), none. */
+	versusBaseline?: 'fewer' | 'times';
+	/** Only in these scenarios. */
+	only?: ScenarioName[];
+}
+
+const ROWS: Row[] = [
+	{ label: 'keyframe requests reaching the broadcaster / min', value: (r) => r.keyframeRequestsPerMinute, versusBaseline: 'fewer' },
+	{ label: 'upstream keyframe requests / min (engine stats)', value: (r) => r.reencoder?.upstreamKeyframeRequestsPerMinute },
+	{ label: 'broadcaster upstream kbit/s', value: (r) => r.broadcasterBitrateKbps, digits: 0, versusBaseline: 'times' },
+	{ label: 'broadcaster bitrate / steady state', value: (r) => r.broadcasterBitrateRatio, digits: 2, versusBaseline: 'times' },
+	{ label: 'time to first frame p50 (ms)', value: (r) => r.timeToFirstFrameMs.p50, digits: 0, versusBaseline: 'times' },
+	{ label: 'time to first frame p95 (ms)', value: (r) => r.timeToFirstFrameMs.p95, digits: 0, versusBaseline: 'times' },
+	{ label: 'end-to-end latency p50 (ms)', value: (r) => r.endToEndLatencyMs.p50, digits: 0, versusBaseline: 'times' },
+	{ label: 'end-to-end latency p95 (ms)', value: (r) => r.endToEndLatencyMs.p95, digits: 0, versusBaseline: 'times' },
+	{ label: 'added latency p50 (ms, relay − baseline)', value: (r) => r.addedLatencyMs?.p50, digits: 0 },
+	{ label: 'added latency p95 (ms, relay − baseline)', value: (r) => r.addedLatencyMs?.p95, digits: 0 },
+	{ label: 'latency to a werift viewer p50 (ms, RTP arrival)', value: (r) => r.latencyAtViewerMs.p50, digits: 0, versusBaseline: 'times' },
+	{ label: 'latency to a werift viewer p95 (ms, RTP arrival)', value: (r) => r.latencyAtViewerMs.p95, digits: 0, versusBaseline: 'times' },
+	{ label: 'added latency at a werift viewer p50 / p95 (ms)', text: (r) => (r.addedLatencyAtViewerMs ? `${fmt(r.addedLatencyAtViewerMs.p50, 0)} / ${fmt(r.addedLatencyAtViewerMs.p95, 0)}` : MISSING) },
+	{ label: 'A/V offset p50 (ms, audio − video)', value: (r) => r.avOffsetMs.p50, digits: 0 },
+	{ label: 'A/V offset p5 / p95 (ms)', text: (r) => (r.avOffsetMs.samples ? `${fmt(r.avOffsetMs.p5, 0)} / ${fmt(r.avOffsetMs.p95, 0)}` : 'n/a') },
+	{ label: 'A/V offset samples', value: (r) => r.avOffsetMs.samples, digits: 0 },
+	{ label: 'keyframes at a viewer / min', value: (r) => r.viewerKeyframesPerMinute, digits: 0, versusBaseline: 'times' },
+	{ label: 'keyframes made / min (engine stats)', value: (r) => r.reencoder?.keyframesPerMinute, digits: 0 },
+	{ label: 'keyframes made on demand / min (engine stats)', value: (r) => r.reencoder?.keyframesOnDemandPerMinute, digits: 0 },
+	{ label: 'keyframe requests reaching the engine / min (engine stats)', value: (r) => r.reencoder?.keyframeRequestsReceivedPerMinute, digits: 0 },
+	{ label: 'video bitrate at a sink viewer (kbit/s)', value: (r) => r.viewerVideoKbps, digits: 0, versusBaseline: 'times' },
+	{ label: 'video bitrate at a sink viewer / steady scenario', value: (r) => r.viewerBitrateVsSteady, digits: 2 },
+	{ label: 'frames per werift viewer', value: (r) => r.framesPerWeriftViewer, digits: 0, versusBaseline: 'times' },
 	{ label: 'sink viewer loss (%)', value: (r) => r.sinkLossPercent, digits: 2 },
-	{ label: 'worker CPU (cores)', value: (r) => r.workerCpuCores, digits: 2 },
-	{ label: 'worker CPU per 100 viewers (cores)', value: (r) => r.workerCpuPer100Viewers, digits: 3 },
-	{ label: 'worker memory (MiB)', value: (r) => r.workerMemoryMiB, digits: 0 },
-	{ label: 're-encoder CPU (cores, across restarts)', value: (r) => r.reencoderCpuCores, digits: 2 },
-	{ label: 're-encoder FFmpeg restarts', value: (r) => r.reencoder?.restarts ?? Number.NaN, digits: 0 },
-	{ label: 're-encoder running at the end (1 = yes)', value: (r) => (r.reencoder ? (r.reencoder.runningAtEnd ? 1 : 0) : Number.NaN), digits: 0 },
-	{ label: 're-encoder fps at the end', value: (r) => r.reencoder?.fpsAtEnd ?? Number.NaN, digits: 0 },
+	{ label: 'worker CPU (cores)', value: (r) => r.workerCpuCores, digits: 2, versusBaseline: 'times' },
+	{ label: 'worker CPU per 100 viewers (cores)', value: (r) => r.workerCpuPer100Viewers, digits: 3, versusBaseline: 'times' },
+	{ label: 'worker memory (MiB)', value: (r) => r.workerMemoryMiB, digits: 0, versusBaseline: 'times' },
+	{ label: 're-encoder CPU (cores, across restarts)', value: (r) => (r.mode === 'relay' ? r.reencoderCpuCores : undefined), digits: 2 },
+	{ label: 're-encoder restarts', value: (r) => r.reencoder?.restarts, digits: 0 },
+	{ label: 're-encoder running at the end (1 = yes)', value: (r) => (r.reencoder ? (r.reencoder.runningAtEnd ? 1 : 0) : undefined), digits: 0 },
+	{ label: 're-encoder fps at the end', value: (r) => r.reencoder?.fpsAtEnd, digits: 0 },
+	{ label: 're-encoder health at the end / worst seen', text: (r) => (r.reencoder ? `${health(r.reencoder.healthAtEnd)} / ${health(r.reencoder.worstHealth)}` : MISSING) },
+	{ label: 'CPU pressure applied (1 = yes)', value: (r) => (r.starvation ? (r.starvation.pressure ? 1 : 0) : undefined), digits: 0, only: ['cpu-starved'] },
+	{ label: 'decodable fps at a viewer before the pressure', value: (r) => r.starvation?.decodableFpsBefore, only: ['cpu-starved'] },
+	{ label: 'decodable fps at a viewer under pressure', value: (r) => r.starvation?.decodableFpsUnderPressure, only: ['cpu-starved'] },
+	{ label: 'lowest decodable fps in a 1 s window under pressure', value: (r) => r.starvation?.minDecodableFps1s, only: ['cpu-starved'] },
+	{ label: 'longest keyframe gap at a viewer under pressure (ms)', value: (r) => r.starvation?.maxKeyframeGapMs, digits: 0, only: ['cpu-starved'] },
+	{ label: 'time to full rate after the pressure (ms)', value: (r) => r.starvation?.timeToFullRateMs, digits: 0, only: ['cpu-starved'] },
+	{ label: 're-encoder fps under pressure (its stats)', value: (r) => (r.starvation?.pressure ? r.starvation.reencoderFpsUnderPressure : undefined), only: ['cpu-starved'] },
+	{ label: 'health under pressure (worst)', text: (r) => (r.starvation?.pressure ? health(r.starvation.healthUnderPressure) : MISSING), only: ['cpu-starved'] },
 ];
 
+function cell(row: Row, result: ScenarioResult | undefined): string {
+	if (!result) return MISSING;
+	if (row.text) return row.text(result);
+	const value = row.value!(result);
+	return value === undefined ? MISSING : fmt(value, row.digits);
+}
+
+function versusBaseline(row: Row, relay: ScenarioResult | undefined, baseline: ScenarioResult | undefined): string {
+	if (!row.versusBaseline || !relay || !baseline || !row.value) return '';
+	const a = row.value(relay);
+	const b = row.value(baseline);
+	if (a === undefined || b === undefined) return MISSING;
+	return row.versusBaseline === 'fewer' ? fewer(a, b) : times(b, a);
+}
+
+/**
+ * One table per scenario: baseline, then per engine its figures and baseline ÷ that engine,
+ * then the first engine ÷ the second (libav ÷ ffmpeg by default). "–": the run has no such
+ * figure (the ffmpeg engine reports no health; baseline has no re-encoder); "n/a": measured, no sample.
+ */
 export function markdownReport(report: BenchReport): string {
 	const lines: string[] = [];
 	lines.push(`Benchmark of ${report.date.slice(0, 10)} on ${report.machine.cpus} × ${report.machine.model}, Node ${report.machine.node}.`);
 	const o = report.options;
+	const s = o.starvation;
 	lines.push(
-		`${o.durationSeconds} s per scenario and mode; ${o.sinkViewers} SRTP sink viewers and ${o.weriftViewers} werift viewers; broadcaster ${o.video.width}x${o.video.height}@${o.video.fps} ${o.video.codec}${o.audio ? ' + Opus' : ''} ${o.video.bitrateKbps} kbit/s answering every keyframe request, re-encoded to VP8 at the same size; re-encoder keyframe every ${o.keyframeIntervalSeconds} s.`,
+		`${o.durationSeconds} s per scenario and run (cpu-starved: ${s.beforeSeconds} s, then ${s.busySeconds} s with a busy loop on the re-encoder's core, then ${s.afterSeconds} s); ${o.sinkViewers} SRTP sink viewers, ${o.weriftViewers} werift viewers and one measuring werift viewer (audio and video, whole run); broadcaster ${o.video.width}x${o.video.height}@${o.video.fps} ${o.video.codec}${o.audio ? ' + Opus with a click every second' : ''} ${o.video.bitrateKbps} kbit/s answering every keyframe request, re-encoded to VP8 at the same size; re-encoder keyframe every ${o.keyframeIntervalSeconds} s; engines ${o.engines.join(', ')}.`,
 		'',
 	);
-	for (const scenario of [...new Set(report.scenarios.map((r) => r.scenario))]) {
-		const relay = report.scenarios.find((r) => r.scenario === scenario && r.mode === 'relay');
+	const engines = o.engines;
+	const scenarioNames = [...new Set([...report.scenarios.map((r) => r.scenario), ...report.failed.map((f) => f.scenario)])];
+	for (const scenario of scenarioNames) {
 		const baseline = report.scenarios.find((r) => r.scenario === scenario && r.mode === 'baseline');
-		if (!relay || !baseline) continue;
-		lines.push(`### ${scenario}`, '', '| measure | relay | baseline | baseline ÷ relay |', '|---|---:|---:|---:|');
+		const relay = (engine: EngineName) => report.scenarios.find((r) => r.scenario === scenario && r.mode === 'relay' && r.engine === engine);
+		const header = ['measure', 'baseline', ...engines.flatMap((e) => [e, `baseline ÷ ${e}`])];
+		const compare = engines.length >= 2 ? [engines[0]!, engines[1]!] : undefined;
+		if (compare) header.push(`${compare[0]} ÷ ${compare[1]}`);
+		lines.push(`### ${scenario}`, '', `| ${header.join(' | ')} |`, `|---|${header.slice(1).map(() => '---:').join('|')}|`);
 		for (const row of ROWS) {
-			const a = row.value(relay);
-			const b = row.value(baseline);
-			lines.push(`| ${row.label} | ${fmt(a, row.digits)} | ${fmt(b, row.digits)} | ${row.ratio ? ratio(a, b) : Number.isFinite(a) && Number.isFinite(b) && a !== 0 ? `×${fmt(b / a, 2)}` : 'n/a'} |`);
+			if (row.only && !row.only.includes(scenario)) continue;
+			const cells = [row.label, cell(row, baseline)];
+			for (const engine of engines) cells.push(cell(row, relay(engine)), versusBaseline(row, relay(engine), baseline));
+			if (compare) {
+				const [a, b] = compare.map(relay);
+				cells.push(row.value && a && b ? times(row.value(a), row.value(b)) : MISSING);
+			}
+			lines.push(`| ${cells.join(' | ')} |`);
 		}
-		const relayLatency = relay.endToEndLatencyMs;
-		const baseLatency = baseline.endToEndLatencyMs;
-		lines.push(`| re-encoder added latency p50 / p95 (ms) | ${fmt(relayLatency.p50 - baseLatency.p50, 0)} / ${fmt(relayLatency.p95 - baseLatency.p95, 0)} | | |`);
-		const events = [...relay.events.map((e) => `relay: ${e}`), ...baseline.events.map((e) => `baseline: ${e}`)];
+		const events = [
+			...(baseline?.events.map((e) => `baseline: ${e}`) ?? []),
+			...engines.flatMap((engine) => relay(engine)?.events.map((e) => `relay (${engine}): ${e}`) ?? []),
+			...report.failed.filter((f) => f.scenario === scenario).map((f) => `${f.mode}${f.engine ? ` (${f.engine})` : ''}: FAILED: ${f.error}`),
+		];
 		if (events.length) lines.push('', ...events.map((e) => `- ${e}`));
 		lines.push('');
 	}
