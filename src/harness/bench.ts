@@ -4,9 +4,8 @@ import type { Logger } from '../logger.js';
 import { createRelay, type Relay } from '../Relay.js';
 import type { Viewer } from '../viewers/Viewer.js';
 import { once } from 'node:events';
-import { availableParallelism } from 'node:os';
 import { AvOffsetProbe } from './AvOffsetProbe.js';
-import { allCores, hasTaskset, pinProcess, startBusyLoop } from './cpuPressure.js';
+import { affinityOf, hasTaskset, parseCoreList, pinProcess, startBusyLoop } from './cpuPressure.js';
 import { ensureClickClip, ensureClip } from './fixtures.js';
 import { LatencyProbe } from './LatencyProbe.js';
 import { LossyProxy, seededRandom } from './LossyProxy.js';
@@ -320,7 +319,8 @@ async function runScenario(scenario: ScenarioName, mode: Mode, engine: EngineNam
 	let probe: LatencyProbe | undefined;
 	let avViewer: WeriftViewer | undefined;
 	let busyLoop: ReturnType<typeof startBusyLoop> | undefined;
-	let pinned = false;
+	/** This process's cores before the cpu-starved scenario pinned it, given back at the end. */
+	let ownCores: string | undefined;
 	const label = engine ? `${mode} (${engine})` : mode;
 	try {
 		const broadcast = await goLive(relay, broadcaster, `${scenario}-${mode}${engine ? `-${engine}` : ''}`, mode, engine, options);
@@ -351,6 +351,8 @@ async function runScenario(scenario: ScenarioName, mode: Mode, engine: EngineNam
 		avViewer = new WeriftViewer({ audio: options.audio, readBarcodes });
 		const measuring = avViewer;
 		await measuring.connect(async (offer) => (await broadcast.addViewer(offer)).answer);
+		// Measured from its first keyframe on, so its figures are a watching viewer's (time to first frame is the werift viewers').
+		await measuring.waitFor(() => measuring.keyframeTimes.length > 0, 5000, 'its first keyframe').catch(() => events.push('the measuring viewer had no keyframe 5 s after joining'));
 		probe = await LatencyProbe.start({
 			broadcast,
 			ports: relay.ports,
@@ -377,11 +379,11 @@ async function runScenario(scenario: ScenarioName, mode: Mode, engine: EngineNam
 		// and the werift viewers, the workers, the sink, the probe) on the others; a busy loop joins the
 		// re-encoder after the first phase.
 		const starving = scenario === 'cpu-starved';
-		const cores = availableParallelism();
-		const starvedCore = cores - 1;
-		const otherCores = cores > 1 ? `0-${cores - 2}` : '0';
+		const cores = parseCoreList(affinityOf(process.pid));
+		const starvedCore = cores.at(-1)!;
+		const otherCores = (cores.length > 1 ? cores.slice(0, -1) : cores).join(',');
 		let pressure = starving && mode === 'relay';
-		if (pressure && cores < 2) {
+		if (pressure && cores.length < 2) {
 			events.push('cpu-starved needs two cores (the re-encoder on one, the relay on another): ran without pressure');
 			pressure = false;
 		}
@@ -397,7 +399,7 @@ async function runScenario(scenario: ScenarioName, mode: Mode, engine: EngineNam
 			if (pinProcess(pid, String(starvedCore))) pinnedReencoder = pid;
 		};
 		if (pressure) {
-			pinned = true;
+			ownCores = affinityOf(process.pid);
 			for (const pid of [process.pid, ...workerPids(), sink.pid, probe.pid]) if (pid) pinProcess(pid, otherCores);
 			pinReencoder();
 			events.push(`re-encoder pid ${pinnedReencoder ?? '?'} pinned to core ${starvedCore}; relay, workers and viewers to ${otherCores}`);
@@ -565,7 +567,7 @@ async function runScenario(scenario: ScenarioName, mode: Mode, engine: EngineNam
 			await exited;
 		}
 		// This process runs the next scenarios (and, under vitest, the next tests): give it every core back.
-		if (pinned) pinProcess(process.pid, allCores());
+		if (ownCores) pinProcess(process.pid, ownCores);
 		await probe?.close().catch(() => undefined);
 		await avViewer?.close().catch(() => undefined);
 		await Promise.all(weriftViewers.map((v) => v.close().catch(() => undefined)));

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
 
 /**
  * Pins every thread of a running process to `cpus` (taskset's list syntax, e.g. "0" or "0-2");
@@ -10,9 +10,19 @@ export function pinProcess(pid: number, cpus: string): boolean {
 	return result.status === 0;
 }
 
-/** The list of every core, for taskset ("0-N"). */
-export function allCores(): string {
-	return `0-${availableParallelism() - 1}`;
+/** The cores a process may run on (its affinity, from /proc), in taskset's list syntax, e.g. "0-1" or "0,2-3". */
+export function affinityOf(pid: number): string {
+	const match = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+	if (!match) throw new Error(`no Cpus_allowed_list in /proc/${pid}/status`);
+	return match[1]!;
+}
+
+/** The cores in a taskset list ("0-1,4" → [0, 1, 4]). */
+export function parseCoreList(list: string): number[] {
+	return list.split(',').flatMap((part) => {
+		const [from, to = from] = part.split('-').map(Number);
+		return Array.from({ length: to! - from! + 1 }, (_, i) => from! + i);
+	});
 }
 
 /** Whether taskset can be run here (util-linux). */

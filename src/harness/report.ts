@@ -36,6 +36,8 @@ interface Row {
 	versusBaseline?: 'fewer' | 'times';
 	/** Only in these scenarios. */
 	only?: ScenarioName[];
+	/** No engine ÷ engine ratio (figures that can be 0 or negative: offsets, differences). */
+	noEngineRatio?: true;
 }
 
 const ROWS: Row[] = [
@@ -47,14 +49,14 @@ const ROWS: Row[] = [
 	{ label: 'time to first frame p95 (ms)', value: (r) => r.timeToFirstFrameMs.p95, digits: 0, versusBaseline: 'times' },
 	{ label: 'end-to-end latency p50 (ms)', value: (r) => r.endToEndLatencyMs.p50, digits: 0, versusBaseline: 'times' },
 	{ label: 'end-to-end latency p95 (ms)', value: (r) => r.endToEndLatencyMs.p95, digits: 0, versusBaseline: 'times' },
-	{ label: 'added latency p50 (ms, relay − baseline)', value: (r) => r.addedLatencyMs?.p50, digits: 0 },
-	{ label: 'added latency p95 (ms, relay − baseline)', value: (r) => r.addedLatencyMs?.p95, digits: 0 },
+	{ label: 'added latency p50 (ms, relay − baseline)', value: (r) => r.addedLatencyMs?.p50, digits: 0, noEngineRatio: true },
+	{ label: 'added latency p95 (ms, relay − baseline)', value: (r) => r.addedLatencyMs?.p95, digits: 0, noEngineRatio: true },
 	{ label: 'latency to a werift viewer p50 (ms, RTP arrival)', value: (r) => r.latencyAtViewerMs.p50, digits: 0, versusBaseline: 'times' },
 	{ label: 'latency to a werift viewer p95 (ms, RTP arrival)', value: (r) => r.latencyAtViewerMs.p95, digits: 0, versusBaseline: 'times' },
 	{ label: 'added latency at a werift viewer p50 / p95 (ms)', text: (r) => (r.addedLatencyAtViewerMs ? `${fmt(r.addedLatencyAtViewerMs.p50, 0)} / ${fmt(r.addedLatencyAtViewerMs.p95, 0)}` : MISSING) },
-	{ label: 'A/V offset p50 (ms, audio − video)', value: (r) => r.avOffsetMs.p50, digits: 0 },
+	{ label: 'A/V offset p50 (ms, audio − video)', value: (r) => r.avOffsetMs.p50, digits: 0, noEngineRatio: true },
 	{ label: 'A/V offset p5 / p95 (ms)', text: (r) => (r.avOffsetMs.samples ? `${fmt(r.avOffsetMs.p5, 0)} / ${fmt(r.avOffsetMs.p95, 0)}` : 'n/a') },
-	{ label: 'A/V offset samples', value: (r) => r.avOffsetMs.samples, digits: 0 },
+	{ label: 'A/V offset samples', value: (r) => r.avOffsetMs.samples, digits: 0, noEngineRatio: true },
 	{ label: 'keyframes at a viewer / min', value: (r) => r.viewerKeyframesPerMinute, digits: 0, versusBaseline: 'times' },
 	{ label: 'keyframes made / min (engine stats)', value: (r) => r.reencoder?.keyframesPerMinute, digits: 0 },
 	{ label: 'keyframes made on demand / min (engine stats)', value: (r) => r.reencoder?.keyframesOnDemandPerMinute, digits: 0 },
@@ -62,21 +64,21 @@ const ROWS: Row[] = [
 	{ label: 'video bitrate at a sink viewer (kbit/s)', value: (r) => r.viewerVideoKbps, digits: 0, versusBaseline: 'times' },
 	{ label: 'video bitrate at a sink viewer / steady scenario', value: (r) => r.viewerBitrateVsSteady, digits: 2 },
 	{ label: 'frames per werift viewer', value: (r) => r.framesPerWeriftViewer, digits: 0, versusBaseline: 'times' },
-	{ label: 'sink viewer loss (%)', value: (r) => r.sinkLossPercent, digits: 2 },
+	{ label: 'sink viewer loss (%)', value: (r) => r.sinkLossPercent, digits: 2, noEngineRatio: true },
 	{ label: 'worker CPU (cores)', value: (r) => r.workerCpuCores, digits: 2, versusBaseline: 'times' },
 	{ label: 'worker CPU per 100 viewers (cores)', value: (r) => r.workerCpuPer100Viewers, digits: 3, versusBaseline: 'times' },
 	{ label: 'worker memory (MiB)', value: (r) => r.workerMemoryMiB, digits: 0, versusBaseline: 'times' },
 	{ label: 're-encoder CPU (cores, across restarts)', value: (r) => (r.mode === 'relay' ? r.reencoderCpuCores : undefined), digits: 2 },
 	{ label: 're-encoder restarts', value: (r) => r.reencoder?.restarts, digits: 0 },
-	{ label: 're-encoder running at the end (1 = yes)', value: (r) => (r.reencoder ? (r.reencoder.runningAtEnd ? 1 : 0) : undefined), digits: 0 },
+	{ label: 're-encoder running at the end (1 = yes)', value: (r) => (r.reencoder ? (r.reencoder.runningAtEnd ? 1 : 0) : undefined), digits: 0, noEngineRatio: true },
 	{ label: 're-encoder fps at the end', value: (r) => r.reencoder?.fpsAtEnd, digits: 0 },
 	{ label: 're-encoder health at the end / worst seen', text: (r) => (r.reencoder ? `${health(r.reencoder.healthAtEnd)} / ${health(r.reencoder.worstHealth)}` : MISSING) },
-	{ label: 'CPU pressure applied (1 = yes)', value: (r) => (r.starvation ? (r.starvation.pressure ? 1 : 0) : undefined), digits: 0, only: ['cpu-starved'] },
+	{ label: 'CPU pressure applied (1 = yes)', value: (r) => (r.starvation ? (r.starvation.pressure ? 1 : 0) : undefined), digits: 0, only: ['cpu-starved'], noEngineRatio: true },
 	{ label: 'decodable fps at a viewer before the pressure', value: (r) => r.starvation?.decodableFpsBefore, only: ['cpu-starved'] },
 	{ label: 'decodable fps at a viewer under pressure', value: (r) => r.starvation?.decodableFpsUnderPressure, only: ['cpu-starved'] },
 	{ label: 'lowest decodable fps in a 1 s window under pressure', value: (r) => r.starvation?.minDecodableFps1s, only: ['cpu-starved'] },
 	{ label: 'longest keyframe gap at a viewer under pressure (ms)', value: (r) => r.starvation?.maxKeyframeGapMs, digits: 0, only: ['cpu-starved'] },
-	{ label: 'time to full rate after the pressure (ms)', value: (r) => r.starvation?.timeToFullRateMs, digits: 0, only: ['cpu-starved'] },
+	{ label: 'time to full rate after the pressure (ms)', value: (r) => r.starvation?.timeToFullRateMs, digits: 0, only: ['cpu-starved'], noEngineRatio: true },
 	{ label: 're-encoder fps under pressure (its stats)', value: (r) => (r.starvation?.pressure ? r.starvation.reencoderFpsUnderPressure : undefined), only: ['cpu-starved'] },
 	{ label: 'health under pressure (worst)', text: (r) => (r.starvation?.pressure ? health(r.starvation.healthUnderPressure) : MISSING), only: ['cpu-starved'] },
 ];
@@ -125,7 +127,7 @@ export function markdownReport(report: BenchReport): string {
 			for (const engine of engines) cells.push(cell(row, relay(engine)), versusBaseline(row, relay(engine), baseline));
 			if (compare) {
 				const [a, b] = compare.map(relay);
-				cells.push(row.value && a && b ? times(row.value(a), row.value(b)) : MISSING);
+				cells.push(!row.value || row.noEngineRatio ? '' : a && b ? times(row.value(a), row.value(b)) : MISSING);
 			}
 			lines.push(`| ${cells.join(' | ')} |`);
 		}
