@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { AvOffsetProbe, ClickDetector, clickOnsets } from '../src/harness/AvOffsetProbe.js';
+import { DecodabilityTracker } from '../src/harness/decodability.js';
 import { CpuMeter } from '../src/harness/procStats.js';
 import { ensureClickClip, ensureClip, ensureOpusClip } from '../src/harness/fixtures.js';
 import type { WeriftViewer } from '../src/harness/WeriftViewer.js';
@@ -107,6 +108,36 @@ describe('harness fixtures and packetizers', () => {
 		expect(av.offsets(1000 + 10_000)).toHaveLength(10);
 		// An audio clip without one click per 15 frames is refused.
 		expect(() => new AvOffsetProbe({ broadcaster: { ...broadcaster, audioClipPackets: [Buffer.alloc(3)] } as never, viewer: viewer as unknown as WeriftViewer, frames: probe, clickEveryFrames: 15 })).toThrow(/click clip/);
+	});
+
+	it('decodable frames: whole and chained to a keyframe; a lost packet or marker breaks the chain until the next keyframe', () => {
+		// Frames as [timestamp, packets, keyframe]; `drop` lists sequence numbers that never arrive.
+		const run = (frames: Array<[number, number, boolean]>, drop: number[] = [], firstSequence = 0): number[] => {
+			const tracker = new DecodabilityTracker();
+			const decodable: number[] = [];
+			let sequence = firstSequence;
+			for (const [timestamp, packets, keyframe] of frames) {
+				for (let i = 0; i < packets; i++, sequence = (sequence + 1) & 0xffff) {
+					if (drop.includes(sequence)) continue;
+					const last = i === packets - 1;
+					if (tracker.push({ sequence, timestamp, marker: last, frameStart: i === 0, keyframeStart: keyframe && i === 0 }) && last) decodable.push(timestamp);
+				}
+			}
+			return decodable;
+		};
+		const gop: Array<[number, number, boolean]> = [[0, 1, false], [1, 3, true], [2, 2, false], [3, 2, false], [4, 2, false], [5, 3, true], [6, 2, false]];
+		// Nothing before the first keyframe; everything after it (and across a sequence-number wrap).
+		expect(run(gop)).toEqual([1, 2, 3, 4, 5, 6]);
+		expect(run(gop, [], 65_530)).toEqual([1, 2, 3, 4, 5, 6]);
+		// Sequence numbers: frame 0 → 0; 1 → 1-3; 2 → 4-5; 3 → 6-7; 4 → 8-9; 5 → 10-12; 6 → 13-14.
+		// A lost middle packet of the keyframe: nothing until the next keyframe.
+		expect(run(gop, [2])).toEqual([5, 6]);
+		// A lost first packet of a delta frame: it and the rest of the GOP are lost.
+		expect(run(gop, [6])).toEqual([1, 2, 5, 6]);
+		// A lost marker (last packet) of frame 2: frame 2 never completes, frame 3 follows a broken chain.
+		expect(run(gop, [5])).toEqual([1, 5, 6]);
+		// A gap just before a keyframe (the last packet of frame 4 lost) costs frame 4 only.
+		expect(run(gop, [9])).toEqual([1, 2, 3, 5, 6]);
 	});
 
 	it('seeded randomness repeats; percentiles; the proxy rewrites only the UDP candidate', () => {

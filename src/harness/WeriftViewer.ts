@@ -7,6 +7,7 @@ import {
 	type RTCRtpTransceiver,
 } from 'werift';
 import { BarcodeReader } from './BarcodeReader.js';
+import { DecodabilityTracker } from './decodability.js';
 
 export type ViewerCodec = 'VP8' | 'H264';
 
@@ -55,10 +56,9 @@ export class WeriftViewer {
 	#video: RTCRtpTransceiver;
 	#lastKeyframeTimestamp?: number;
 	readonly #codec: ViewerCodec;
-	/** Decodability: the last sequence number, the frame being received, and whether the chain to a keyframe holds. */
-	#lastSequence?: number;
-	#frame?: { timestamp: number; intact: boolean; keyframe: boolean; complete: boolean; payloads: Buffer[] };
-	#chainIntact = false;
+	readonly #decodability = new DecodabilityTracker();
+	/** The frame being received: its payloads, for the barcode reader. */
+	#frame?: { timestamp: number; payloads: Buffer[] };
 	readonly #barcodes?: BarcodeReader;
 	#lastBarcode = -1;
 
@@ -108,7 +108,7 @@ export class WeriftViewer {
 					this.#lastKeyframeTimestamp = rtp.header.timestamp;
 					this.keyframeTimes.push(performance.now());
 				}
-				this.#trackDecodability(rtp.header.sequenceNumber, rtp.header.timestamp, rtp.header.marker, keyframeStart, payload);
+				this.#onVideoPacket(rtp.header.sequenceNumber, rtp.header.timestamp, rtp.header.marker, keyframeStart, payload);
 				if (rtp.header.marker) {
 					this.frames += 1;
 					this.frameTimes.push(performance.now());
@@ -117,29 +117,13 @@ export class WeriftViewer {
 		});
 	}
 
-	/**
-	 * Counts a frame as decodable when it arrived whole (its first packet, no sequence gap up to its
-	 * marker) and follows an unbroken chain from a keyframe. Reordered packets count as a gap
-	 * (a viewer's jitter buffer would wait; this one is strict, as a decoder fed in arrival order).
-	 */
-	#trackDecodability(sequence: number, timestamp: number, marker: boolean, keyframeStart: boolean, payload: Buffer): void {
-		const gap = this.#lastSequence !== undefined && sequence !== ((this.#lastSequence + 1) & 0xffff);
-		this.#lastSequence = sequence;
-		if (!this.#frame || this.#frame.timestamp !== timestamp) {
-			// A frame that never saw its marker (lost last packet) breaks the chain.
-			if (this.#frame && !this.#frame.complete) this.#chainIntact = false;
-			this.#frame = { timestamp, intact: this.#isFrameStart(payload) && (!gap || keyframeStart), keyframe: keyframeStart, complete: false, payloads: [] };
-			if (gap && !keyframeStart) this.#chainIntact = false;
-		} else if (gap) this.#frame.intact = false;
+	#onVideoPacket(sequence: number, timestamp: number, marker: boolean, keyframeStart: boolean, payload: Buffer): void {
+		if (!this.#frame || this.#frame.timestamp !== timestamp) this.#frame = { timestamp, payloads: [] };
 		if (this.#barcodes && payload.length) this.#frame.payloads.push(Vp8RtpPayload.deSerialize(payload).payload);
-		if (!marker) return;
-		this.#frame.complete = true;
-		if (this.#frame.intact && (this.#frame.keyframe || this.#chainIntact)) {
-			this.#chainIntact = true;
-			const at = performance.now();
-			this.decodableFrameTimes.push(at);
-			if (this.#barcodes) void this.#readBarcode(Buffer.concat(this.#frame.payloads), at);
-		} else this.#chainIntact = false;
+		if (!this.#decodability.push({ sequence, timestamp, marker, keyframeStart, frameStart: this.#isFrameStart(payload) })) return;
+		const at = performance.now();
+		this.decodableFrameTimes.push(at);
+		if (this.#barcodes) void this.#readBarcode(Buffer.concat(this.#frame.payloads), at);
 	}
 
 	async #readBarcode(frame: Buffer, at: number): Promise<void> {
