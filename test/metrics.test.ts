@@ -22,9 +22,11 @@ describe('metrics follow Prometheus conventions', () => {
 		await fetch(`${service.url}${whep.headers.get('location')}`, { method: 'DELETE' });
 		await pc.close();
 
+		// The libav engine reports about once a second.
+		await expect.poll(() => service.relay.broadcast('m').reencoder('video')?.stats.keyframes, { timeout: 5000 }).toBeGreaterThan(0);
 		const text = await (await fetch(`${service.url}/metrics`)).text();
 		const declared = types(text);
-		for (const name of ['broadcast_relay_keyframe_requests_total', 'broadcast_relay_reencoder_restarts_total', 'broadcast_relay_http_sessions_total', 'broadcast_relay_http_requests_total']) {
+		for (const name of ['broadcast_relay_keyframe_requests_total', 'broadcast_relay_reencoder_restarts_total', 'broadcast_relay_reencoder_keyframes_total', 'broadcast_relay_reencoder_upstream_keyframe_requests_total', 'broadcast_relay_http_sessions_total', 'broadcast_relay_http_requests_total']) {
 			expect(declared.get(name), name).toBe('counter');
 		}
 		for (const name of ['broadcast_relay_viewers', 'broadcast_relay_broadcasts', 'broadcast_relay_worker_consumers', 'broadcast_relay_http_sessions', 'broadcast_relay_reencoder_fps', 'broadcast_relay_reencoder_running', 'broadcast_relay_ready']) {
@@ -43,6 +45,12 @@ describe('metrics follow Prometheus conventions', () => {
 		expect(text).toMatch(/^broadcast_relay_keyframe_requests_total\{broadcast="m",stage="to_reencoder"\} \d+$/m);
 		expect(text).toMatch(/^broadcast_relay_reencoder_restarts_total\{broadcast="m",kind="video"\} 0$/m);
 		expect(text).toMatch(/^broadcast_relay_reencoder_running\{broadcast="m",kind="video"\} 1$/m);
+		// Engine health: one state at 1, the others 0; keyframes by reason; the input's repair.
+		expect(text).toMatch(/^broadcast_relay_reencoder_health\{broadcast="m",kind="video",engine="libav",state="(ok|degraded)"\} 1$/m);
+		expect(text).toMatch(/^broadcast_relay_reencoder_health\{broadcast="m",kind="video",engine="libav",state="stalled"\} 0$/m);
+		expect(text).toMatch(/^broadcast_relay_reencoder_keyframes_total\{broadcast="m",kind="video",reason="interval"\} [1-9]\d*$/m);
+		expect(text).toMatch(/^broadcast_relay_reencoder_keyframes_total\{broadcast="m",kind="video",reason="on_demand"\} \d+$/m);
+		expect(text).toMatch(/^broadcast_relay_reencoder_input_packets_total\{broadcast="m",kind="video",outcome="lost"\} \d+$/m);
 		expect(text).toMatch(/^broadcast_relay_http_sessions_total\{kind="whep"\} 1$/m);
 		expect(text).toMatch(/^broadcast_relay_http_sessions\{kind="whep"\} 0$/m);
 	});

@@ -55,6 +55,8 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 	readonly #closing = new Set<Promise<void>>();
 	/** The libav engine process all this encoder's tracks share (engine "libav"), started with the first track. */
 	#libav?: Promise<LibavEngine>;
+	/** libav tracks live or starting; the engine closes when it drops to 0. */
+	#libavTracks = 0;
 	#closed = false;
 
 	private constructor(options: EncoderOptions, encoderRouter: ms.Router) {
@@ -107,18 +109,27 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 			this.#set(kind, { source, track: { kind, codec: codecFromMimeType(source.rtpParameters.codecs[0]!.mimeType), producer: source, router: this.ingestRouter } });
 			return;
 		}
-		const reencoder = await TrackReencoder.create({
-			source,
-			sourceRouter: this.ingestRouter,
-			encoderRouter: this.encoderRouter,
-			engine: broadcast.engine,
-			...(libav ? { libav: await this.#libavEngine() } : {}),
-			ffmpegPath: this.#options.ffmpegPath,
-			ports: this.#options.ports,
-			...(kind === 'video' ? { video: broadcast.video } : { audio: { bitrateKbps: broadcast.audio.bitrateKbps, reencode: broadcast.audio.reencode } }),
-			restartBackoff: this.#options.restartBackoff,
-			logger: this.#options.logger,
-		});
+		// Counted from here, so the engine is not closed under a track that is still starting.
+		if (libav) this.#libavTracks += 1;
+		let reencoder: TrackReencoder;
+		try {
+			reencoder = await TrackReencoder.create({
+				source,
+				sourceRouter: this.ingestRouter,
+				encoderRouter: this.encoderRouter,
+				engine: broadcast.engine,
+				...(libav ? { libav: await this.#libavEngine() } : {}),
+				ffmpegPath: this.#options.ffmpegPath,
+				ports: this.#options.ports,
+				...(kind === 'video' ? { video: broadcast.video } : { audio: { bitrateKbps: broadcast.audio.bitrateKbps, reencode: broadcast.audio.reencode } }),
+				restartBackoff: this.#options.restartBackoff,
+				logger: this.#options.logger,
+			});
+		} catch (error) {
+			// Nothing of a failed start stays behind, its engine process included.
+			if (libav) await this.#libavTrackGone();
+			throw error;
+		}
 		try {
 			if (this.#closed) throw new ClosedError('broadcast encoder');
 			await keyframes.watchReencoded(reencoder.producer);
@@ -126,6 +137,7 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 			if (this.#closed) throw new ClosedError('broadcast encoder');
 		} catch (error) {
 			await reencoder.close();
+			if (libav) await this.#libavTrackGone();
 			throw error;
 		}
 		reencoder.on('restarted', ({ restarts }) => this.emit('reencoderrestarted', { kind, restarts }));
@@ -160,8 +172,23 @@ export class Encoder extends EventEmitter<EncoderEvents> {
 	}
 
 	#retire(reencoder: TrackReencoder): void {
-		const closing = reencoder.close().finally(() => this.#closing.delete(closing));
+		const closing = reencoder
+			.close()
+			.then(() => (reencoder.stats.engine === 'libav' ? this.#libavTrackGone() : undefined))
+			.finally(() => this.#closing.delete(closing));
 		this.#closing.add(closing);
+	}
+
+	/**
+	 * A libav track left (or failed to start). With none left the engine process goes too
+	 * (a broadcast without a source holds no process); the next track starts a new one.
+	 */
+	async #libavTrackGone(): Promise<void> {
+		this.#libavTracks -= 1;
+		if (this.#libavTracks > 0 || this.#closed || !this.#libav) return;
+		const engine = this.#libav;
+		this.#libav = undefined;
+		await (await engine.catch(() => undefined))?.close();
 	}
 
 	/** Kills the re-encoders (FFmpeg and ports) and closes the encoder router. Idempotent. */

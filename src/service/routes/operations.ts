@@ -83,11 +83,53 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics 
 	gauge('broadcast_relay_reencoder_speed', 'Re-encoder speed relative to real time', ['broadcast', 'kind'], (g, s) => {
 		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.speed);
 	});
-	counter('broadcast_relay_reencoder_restarts_total', "Times a re-encoder's FFmpeg was restarted after dying", ['broadcast', 'kind'], (set, s) => {
+	counter('broadcast_relay_reencoder_restarts_total', "Times a re-encoder's process (FFmpeg, or the libav engine) was restarted after dying", ['broadcast', 'kind'], (set, s) => {
 		for (const b of s.broadcasts) for (const r of b.reencoders) set({ broadcast: b.id, kind: r.kind }, r.restarts);
 	});
-	gauge('broadcast_relay_reencoder_running', "1 while a re-encoder's FFmpeg runs, 0 while it is being restarted", ['broadcast', 'kind'], (g, s) => {
+	gauge('broadcast_relay_reencoder_running', "1 while a re-encoder's process runs, 0 while it is being restarted", ['broadcast', 'kind'], (g, s) => {
 		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.running ? 1 : 0);
+	});
+	gauge('broadcast_relay_reencoder_health', 'Re-encoder health: 1 for its current state (ok, degraded, stalled), 0 for the others', ['broadcast', 'kind', 'engine', 'state'], (g, s) => {
+		for (const b of s.broadcasts) {
+			for (const r of b.reencoders) for (const state of ['ok', 'degraded', 'stalled']) g.set({ broadcast: b.id, kind: r.kind, engine: r.engine, state }, r.health.state === state ? 1 : 0);
+		}
+	});
+	counter('broadcast_relay_reencoder_keyframes_total', 'Keyframes the re-encoder made: on its fixed interval, or on demand for viewers (libav engine)', ['broadcast', 'kind', 'reason'], (set, s) => {
+		for (const b of s.broadcasts) {
+			for (const r of b.reencoders) {
+				if (r.keyframes === undefined) continue;
+				set({ broadcast: b.id, kind: r.kind, reason: 'on_demand' }, r.keyframesOnDemand ?? 0);
+				set({ broadcast: b.id, kind: r.kind, reason: 'interval' }, r.keyframes - (r.keyframesOnDemand ?? 0));
+			}
+		}
+	});
+	counter('broadcast_relay_reencoder_keyframe_requests_received_total', "Viewers' keyframe requests that reached the re-encoder's sender, coalesced there (libav engine)", ['broadcast', 'kind'], (set, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) if (r.keyframeRequestsReceived !== undefined) set({ broadcast: b.id, kind: r.kind }, r.keyframeRequestsReceived);
+	});
+	counter('broadcast_relay_reencoder_upstream_keyframe_requests_total', 'Keyframe requests the re-encoder sent to the broadcaster', ['broadcast', 'kind'], (set, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) set({ broadcast: b.id, kind: r.kind }, r.upstreamKeyframeRequests);
+	});
+	counter('broadcast_relay_reencoder_input_packets_total', "The re-encoder's input repair (libav engine): NACKs sent, packets repaired, packets lost for good", ['broadcast', 'kind', 'outcome'], (set, s) => {
+		for (const b of s.broadcasts) {
+			for (const r of b.reencoders) {
+				if (r.nacksSent === undefined) continue;
+				set({ broadcast: b.id, kind: r.kind, outcome: 'nacked' }, r.nacksSent);
+				set({ broadcast: b.id, kind: r.kind, outcome: 'repaired' }, r.packetsRepaired ?? 0);
+				set({ broadcast: b.id, kind: r.kind, outcome: 'lost' }, r.packetsLost ?? 0);
+			}
+		}
+	});
+	gauge('broadcast_relay_reencoder_latency_ms', "Arrival of a frame to its re-encoded packets leaving, over the last second (libav engine)", ['broadcast', 'kind', 'quantile'], (g, s) => {
+		for (const b of s.broadcasts) {
+			for (const r of b.reencoders) {
+				if (r.latencyMsP50 === undefined) continue;
+				g.set({ broadcast: b.id, kind: r.kind, quantile: '0.5' }, r.latencyMsP50);
+				g.set({ broadcast: b.id, kind: r.kind, quantile: '0.95' }, r.latencyMsP95 ?? 0);
+			}
+		}
+	});
+	gauge('broadcast_relay_reencoder_effort', 'Encoder effort level under CPU pressure: 0 normal, 1 cheaper settings, 2 half resolution (libav engine)', ['broadcast', 'kind'], (g, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) if (r.effort !== undefined) g.set({ broadcast: b.id, kind: r.kind }, r.effort);
 	});
 	gauge('broadcast_relay_broadcaster_bitrate_bps', "Broadcaster's incoming bitrate, bit/s", ['broadcast', 'kind'], (g, s) => {
 		for (const b of s.broadcasts) {
