@@ -189,10 +189,15 @@ export interface BenchReport {
 	isolatedSaturation?: IsolatedSaturationReport;
 }
 
-export function percentiles(values: number[]): Percentiles {
+/** The finite values sorted, and their q-quantile (nearest rank below; NaN when there are none). */
+function quantiles(values: number[]): { samples: number; at: (q: number) => number } {
 	const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-	const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN);
-	return { p50: at(0.5), p95: at(0.95), samples: sorted.length };
+	return { samples: sorted.length, at: (q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN) };
+}
+
+export function percentiles(values: number[]): Percentiles {
+	const { samples, at } = quantiles(values);
+	return { p50: at(0.5), p95: at(0.95), samples };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -344,8 +349,7 @@ async function runScenario(scenario: ScenarioName, mode: Mode, engine: EngineNam
 		for (let i = 0; i < options.sinkViewers; i++) await joinSink();
 		for (let i = 0; i < options.weriftViewers; i++) await joinWerift();
 		// A measuring viewer present for the whole run, on a clean link, with audio: keyframes per
-		// minute, decodable frames (cpu-starved) and, with the latency probe, the A/V offset.
-		// It reads the barcodes itself where it receives VP8 (always from the re-encoder): frames and
+		// minute, decodable frames (cpu-starved), latency to a viewer and the A/V offset. It reads the barcodes itself where it receives VP8 (always from the re-encoder): frames and
 		// clicks are timed by their RTP arrival at one peer, with no decoder delay in either.
 		const readBarcodes = mode === 'relay' || options.video.codec === 'VP8';
 		avViewer = new WeriftViewer({ audio: options.audio, readBarcodes });
@@ -603,9 +607,8 @@ function defined<T extends object>(object: T): Partial<T> {
 }
 
 export function offsetPercentiles(values: number[]): OffsetPercentiles {
-	const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-	const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN);
-	return { p5: at(0.05), p50: at(0.5), p95: at(0.95), samples: sorted.length };
+	const { samples, at } = quantiles(values);
+	return { p5: at(0.05), p50: at(0.5), p95: at(0.95), samples };
 }
 
 /** Adds sink viewers to one worker step by step until loss or the worker's CPU passes its threshold. */
