@@ -72,6 +72,19 @@ describe('LoadGovernor: effort steps under CPU pressure', () => {
 		expect(governor.second(calm)).toBe(0);
 	});
 
+	it('a step down that proves too much doubles the calm needed before the next one (no flapping)', () => {
+		const governor = new LoadGovernor({ fps: 30, calmSeconds: 2 });
+		const behind = { encoded: 10, skipped: 20, latencyP95: 300 };
+		const calm = { encoded: 30, skipped: 0, latencyP95: 20 };
+		governor.second(behind);
+		expect(governor.second(calm)).toBe(1);
+		expect(governor.second(calm)).toBe(0);
+		// Behind again at once: back to 1, and now 4 calm seconds before trying 0 again.
+		expect(governor.second(behind)).toBe(1);
+		for (let i = 0; i < 3; i++) expect(governor.second(calm)).toBe(1);
+		expect(governor.second(calm)).toBe(0);
+	});
+
 	it('a skipped frame or two in a second is not falling behind', () => {
 		const governor = new LoadGovernor({ fps: 30 });
 		expect(governor.second({ encoded: 29, skipped: 1, latencyP95: 40 })).toBe(0);

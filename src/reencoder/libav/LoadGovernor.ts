@@ -15,17 +15,27 @@ export interface SecondOfWork {
  * when the pressure ends: skipping frames happens by itself (only the newest
  * waiting frame is encoded); this raises the encoder's effort level (0 normal,
  * 1 cheaper encoder settings, 2 half resolution) after a second of falling
- * behind, and lowers it one step after `calmSeconds` of keeping up.
+ * behind, and lowers it one step after `calmSeconds` of keeping up. A step down
+ * that proves too much (behind again within `RETRY_WINDOW_SECONDS`) doubles the calm
+ * needed before the next try, up to `MAX_CALM_SECONDS`: a core that is still busy
+ * would otherwise make it flap between levels, and every change reopens the encoder.
  */
+const RETRY_WINDOW_SECONDS = 10;
+const MAX_CALM_SECONDS = 30;
+
 export class LoadGovernor {
 	readonly #frameIntervalMs: number;
-	readonly #calmSeconds: number;
+	readonly #initialCalmSeconds: number;
+	#calmSeconds: number;
 	#effort: EffortLevel = 0;
 	#calm = 0;
+	/** Seconds since the last step down (Infinity: none yet). */
+	#sinceStepDown = Number.POSITIVE_INFINITY;
 
 	constructor(options: { fps: number; calmSeconds?: number }) {
 		this.#frameIntervalMs = 1000 / options.fps;
-		this.#calmSeconds = options.calmSeconds ?? 2;
+		this.#initialCalmSeconds = options.calmSeconds ?? 3;
+		this.#calmSeconds = this.#initialCalmSeconds;
 	}
 
 	get effort(): EffortLevel {
@@ -36,15 +46,22 @@ export class LoadGovernor {
 	second(work: SecondOfWork): EffortLevel {
 		const behind = work.skipped > Math.max(1, (work.encoded + work.skipped) * 0.1) || work.latencyP95 > 4 * this.#frameIntervalMs;
 		const keepingUp = work.skipped === 0 && work.latencyP95 < 2 * this.#frameIntervalMs;
+		this.#sinceStepDown += 1;
 		if (behind) {
 			this.#calm = 0;
-			if (this.#effort < 2) this.#effort = (this.#effort + 1) as EffortLevel;
+			if (this.#effort < 2) {
+				this.#effort = (this.#effort + 1) as EffortLevel;
+				if (this.#sinceStepDown <= RETRY_WINDOW_SECONDS) this.#calmSeconds = Math.min(MAX_CALM_SECONDS, this.#calmSeconds * 2);
+			}
 		} else if (keepingUp) {
 			this.#calm += 1;
 			if (this.#calm >= this.#calmSeconds && this.#effort > 0) {
 				this.#effort = (this.#effort - 1) as EffortLevel;
 				this.#calm = 0;
+				this.#sinceStepDown = 0;
 			}
+			// Long calm at full effort: the pressure is over; start from the short hold again.
+			if (this.#effort === 0 && this.#calm >= MAX_CALM_SECONDS) this.#calmSeconds = this.#initialCalmSeconds;
 		} else {
 			this.#calm = 0;
 		}

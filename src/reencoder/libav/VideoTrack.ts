@@ -14,8 +14,10 @@ import { VideoTranscoder } from './VideoTranscoder.js';
 const RTCP_SENDER_SSRC = 0x52454e43; // "RENC"
 /** Frames waiting to be decoded beyond which the oldest non-keyframes are dropped (the decoder is hopelessly behind). */
 const MAX_QUEUED_FRAMES = 60;
-/** With the input broken or gone, repeat the last good picture after this long without output, ms... */
+/** With the input broken (waiting for a keyframe), repeat the last good picture after this long without output, ms... */
 const REPEAT_AFTER_MS = 150;
+/** ...and with no input at all this long (shorter gaps are jitter, or this process being starved of CPU). */
+const REPEAT_AFTER_SILENCE_MS = 500;
 /** ...for at most this long after the last packet (a broadcaster gone for good is someone else's business). */
 const REPEAT_FOR_MS = 10_000;
 const TICK_MS = 10;
@@ -216,7 +218,8 @@ export class VideoTrack {
 		if (!this.#transcoder.hasPicture) return false;
 		const pending = this.#keyframes.pendingAt();
 		if (pending !== undefined && now >= pending) return true;
-		return now - this.#lastSentAt >= REPEAT_AFTER_MS && now - this.#lastPacketAt < REPEAT_FOR_MS && (this.#needKeyframe || now - this.#lastPacketAt >= REPEAT_AFTER_MS);
+		if (this.#queue.length > 0 || now - this.#lastPacketAt >= REPEAT_FOR_MS) return false;
+		return this.#needKeyframe ? now - this.#lastSentAt >= REPEAT_AFTER_MS : now - this.#lastSentAt >= REPEAT_AFTER_SILENCE_MS && now - this.#lastPacketAt >= REPEAT_AFTER_SILENCE_MS;
 	}
 
 	async #encodeAndSend(frame: EncodedFrame | undefined): Promise<void> {
