@@ -3,7 +3,11 @@ import { join } from 'node:path';
 import type { BenchReport, Mode, ScenarioResult } from './bench.js';
 import type { EngineName, ScenarioName } from './scenarios.js';
 
-const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+const fmt = (value: number, digits = 1): string => {
+	if (!Number.isFinite(value)) return 'n/a';
+	const text = value.toFixed(digits);
+	return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text; // -0.2 rounds to "-0": print "0"
+};
 
 /** A figure the run does not have (the ffmpeg engine reports no health, no on-demand keyframes; baseline has no re-encoder). */
 const MISSING = '–';
