@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,7 +74,13 @@ async function finish(child: ChildProcess): Promise<{ code: number | null; stdou
 
 describe('the packed package, installed without dev dependencies', () => {
 	it('has no dev-only package in its tree', () => {
-		for (const dev of ['werift', 'vitest', 'tsx', 'typescript', 'playwright-core']) expect(existsSync(join(app, 'node_modules', dev)), dev).toBe(false);
+		for (const dev of ['vitest', 'tsx', 'typescript', 'playwright-core']) expect(existsSync(join(app, 'node_modules', dev)), dev).toBe(false);
+		// werift is not ours to install: node-av lists werift 0.23 as an optional dependency of its own (for
+		// its WebRTC helpers), and npm, to keep our optional peer range (0.25.2) satisfied, puts 0.25.2 at the
+		// top and node-av's 0.23 under node-av. So the harness finds the werift it was written for.
+		const version = (path: string): string | undefined => (existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version : undefined);
+		const topWerift = version(join(app, 'node_modules/werift/package.json'));
+		if (topWerift !== undefined) expect(topWerift).toBe('0.25.2');
 		expect(existsSync(join(app, 'node_modules/broadcast-relay/dist/cli/main.js'))).toBe(true);
 	});
 
@@ -91,15 +97,17 @@ describe('the packed package, installed without dev dependencies', () => {
 		expect(stdout.trim()).toBe('function function function');
 	});
 
-	it('bench, which needs the dev-only werift, says so in one line and exits 2', { timeout: 20_000 }, async () => {
-		const { code, stderr } = await finish(cli(['bench', '--smoke']));
-		expect(code).toBe(2);
-		expect(stderr.trim().split('\n')).toHaveLength(1);
-		expect(stderr).toMatch(/werift/);
+	it('bench runs where werift is installed (node-av brings it), and its CLI is there', { timeout: 20_000 }, async () => {
+		const { code, stdout } = await finish(cli(['bench', '--help']));
+		expect(code).toBe(0);
+		expect(stdout).toMatch(/--engines/);
+		const script = "const h = await import('broadcast-relay/harness'); console.log(typeof h.WeriftViewer);";
+		const { stdout: loaded } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env });
+		expect(loaded.trim()).toBe('function');
 	});
 
-	it('serve starts, answers /healthz, and stops on SIGTERM', { timeout: 60_000 }, async () => {
-		const serve = cli(['serve', '--port', '0', '--workers', '1', '--log-level', 'warn']);
+	it('serve starts, answers /healthz, re-encodes its demo with the libav engine (no tsx, no dev dependency), and stops on SIGTERM', { timeout: 60_000 }, async () => {
+		const serve = cli(['serve', '--port', '0', '--workers', '1', '--log-level', 'warn', '--demo']);
 		let stderr = '';
 		const url = await new Promise<string>((resolve, reject) => {
 			const timer = setTimeout(() => reject(new Error(`serve did not come up: ${stderr}`)), 45_000);
@@ -116,6 +124,17 @@ describe('the packed package, installed without dev dependencies', () => {
 		const health = await fetch(`${url}/healthz`);
 		expect(health.status).toBe(200);
 		expect(await health.json()).toEqual({ status: 'ok' });
+		// The engine process runs the compiled dist/reencoder/libav/child.js with node-av from the install.
+		await expect
+			.poll(
+				async () => {
+					const demo = (await (await fetch(`${url}/api/broadcasts/demo`)).json()) as { reencoders?: { kind: string; engine: string; framesEncoded: number }[] };
+					const video = demo.reencoders?.find((r) => r.kind === 'video');
+					return video ? `${video.engine} ${video.framesEncoded > 0 ? 'encoding' : 'idle'}` : 'none';
+				},
+				{ timeout: 30_000, interval: 500 },
+			)
+			.toBe('libav encoding');
 		serve.kill('SIGTERM');
 		const [code] = (await once(serve, 'exit')) as [number];
 		expect(code).toBe(0);

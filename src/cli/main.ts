@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import type { BroadcastStats, RtpIngestEndpoint } from '../Broadcast.js';
@@ -54,11 +56,33 @@ function readSdpFile(file: string): string {
 	}
 }
 
+/** Version of an installed package as this module would import it, or undefined when it is not installed. */
+function installedVersion(name: string): string | undefined {
+	let entry: string;
+	try {
+		entry = fileURLToPath(import.meta.resolve(name));
+	} catch {
+		return undefined;
+	}
+	for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
+		const manifest = join(dir, 'package.json');
+		if (!existsSync(manifest)) continue;
+		const parsed = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string; version?: string };
+		if (parsed.name === name) return parsed.version;
+	}
+	return undefined;
+}
+
 /**
  * The benchmark, loaded only when asked for: the harness runs werift peers,
  * and werift is a dev dependency that a production install does not have.
  */
 async function loadBench() {
+	// node-av brings werift 0.23 as an optional dependency of its own; the harness is written for 0.25.
+	const werift = installedVersion('werift');
+	if (werift !== undefined && !werift.startsWith('0.25.')) {
+		throw new CliError(`bench needs werift 0.25.x, found ${werift} (node-av's optional dependency): run it from a clone (npm ci) or npm install werift@0.25.2 beside broadcast-relay`, EXIT.usage);
+	}
 	try {
 		const [bench, report] = await Promise.all([import('../harness/bench.js'), import('../harness/report.js')]);
 		return { ...bench, ...report };
