@@ -138,7 +138,8 @@ export class Relay extends EventEmitter<RelayEvents> {
 	async createBroadcast(input: BroadcastOptionsInput = {}): Promise<Broadcast> {
 		if (this.#closed) throw new ClosedError('relay');
 		const options = resolveBroadcastOptions(input, this.options.broadcastDefaults);
-		if (options.video.codec === 'H264' && options.mode === 'relay' && !this.ffmpeg.encoders.libx264) {
+		// The libav engine brings its own libx264 (node-av's build); only the FFmpeg engine depends on this binary's.
+		if (options.video.codec === 'H264' && options.mode === 'relay' && options.engine === 'ffmpeg' && !this.ffmpeg.encoders.libx264) {
 			throw new ConflictError(`ffmpeg at ${this.ffmpeg.path} has no libx264; use VP8 output or an FFmpeg built with libx264`);
 		}
 		if (options.id && (this.#broadcasts.has(options.id) || this.#pending.has(options.id))) {

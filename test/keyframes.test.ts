@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Broadcast, KeyframeRequestStats } from '../src/Broadcast.js';
-import { sleep, useRelayFixture } from './helpers/fixture.js';
+import { ENGINES, sleep, useRelayFixture } from './helpers/fixture.js';
 import type { WeriftViewer } from '../src/harness/WeriftViewer.js';
 
 const VIEWERS = 20;
@@ -42,12 +42,12 @@ describe('keyframe absorption', () => {
 		};
 	}
 
-	it("relay mode: viewers' PLIs end at the re-encoded producer; the broadcaster sees a handful", async () => {
+	it.each(ENGINES)("relay mode (%s engine): viewers' PLIs end at the re-encoded producer; the broadcaster sees a handful", async (engine) => {
 		const relay = await fixture.relay();
-		const broadcast = await relay.createBroadcast({ id: 'relay-mode', video: small });
+		const broadcast = await relay.createBroadcast({ id: 'relay-mode', engine, video: small });
 		await fixture.broadcaster(broadcast, { ...small, keyframeIntervalSeconds: broadcasterGop, audio: false });
 		const counts = await churnAndPliStorm(broadcast);
-		console.log(`relay mode, ${STORM_SECONDS} s storm: ${JSON.stringify(counts)}`);
+		console.log(`relay mode (${engine} engine), ${STORM_SECONDS} s storm: ${JSON.stringify(counts)}`);
 		expect(counts.fromViewers).toBeGreaterThanOrEqual(VIEWERS * STORM_SECONDS);
 		// Measured where they arrive: the viewer routers pass requests on about once a keyframe interval (1 s) each,
 		// to the re-encoded producer, where they end; the broadcaster's producer hardly sends any.

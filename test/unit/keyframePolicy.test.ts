@@ -42,6 +42,20 @@ describe('KeyframePolicy: when the next picture is a keyframe', () => {
 		expect(policy.pendingAt()).toBe(policy.lastKeyframeAt + 500);
 	});
 
+	it('a viewer joining just after an interval keyframe is served at once; a second within minIntervalMs of that waits', () => {
+		const policy = new KeyframePolicy({ intervalMs: 2000, minIntervalMs: 500 });
+		policy.made(0);
+		policy.made(2000); // the interval's
+		policy.request();
+		expect(policy.due(2100)).toBe(true);
+		policy.made(2100);
+		expect(policy.counts.onDemand).toBe(1);
+		policy.request();
+		expect(policy.due(2400)).toBe(false);
+		expect(policy.pendingAt()).toBe(2600);
+		expect(policy.due(2600)).toBe(true);
+	});
+
 	it('minIntervalMs 0 serves every request with the next picture', () => {
 		const policy = new KeyframePolicy({ intervalMs: 10_000, minIntervalMs: 0 });
 		policy.made(0);
@@ -83,6 +97,11 @@ describe('LoadGovernor: effort steps under CPU pressure', () => {
 		expect(governor.second(behind)).toBe(1);
 		for (let i = 0; i < 3; i++) expect(governor.second(calm)).toBe(1);
 		expect(governor.second(calm)).toBe(0);
+	});
+
+	it('frames skipped in a burst after an input stall, the newest encoded at once, are not falling behind', () => {
+		const governor = new LoadGovernor({ fps: 30 });
+		expect(governor.second({ encoded: 16, skipped: 14, latencyP95: 12 })).toBe(0);
 	});
 
 	it('a skipped frame or two in a second is not falling behind', () => {

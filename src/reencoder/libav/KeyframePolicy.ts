@@ -1,13 +1,18 @@
 /**
  * When the engine's next picture must be a keyframe: the first one, the fixed
- * interval, and viewers' requests coalesced to at most one per
- * `minKeyframeIntervalMs` (a PLI storm from hundreds of viewers makes a few
- * keyframes, not hundreds; each costs several frames' worth of bits).
+ * interval, and viewers' requests coalesced to at most one on-demand keyframe
+ * per `minKeyframeIntervalMs` (a PLI storm from hundreds of viewers makes a few
+ * keyframes, not hundreds; each costs several frames' worth of bits). Only
+ * on-demand keyframes hold a request back: a viewer joining just after an
+ * interval keyframe (which it missed) is served at once. The interval counts
+ * from the last keyframe of either kind, so during a storm the interval never
+ * adds one: at most 1000 / minKeyframeIntervalMs keyframes a second in all.
  */
 export class KeyframePolicy {
 	readonly #intervalMs: number;
 	readonly #minIntervalMs: number;
 	#lastKeyframeAt = Number.NEGATIVE_INFINITY;
+	#lastOnDemandAt = Number.NEGATIVE_INFINITY;
 	#requested = false;
 	#requestsReceived = 0;
 	#onDemand = 0;
@@ -27,20 +32,22 @@ export class KeyframePolicy {
 
 	/** Whether the picture about to be encoded at `now` must be a keyframe. */
 	due(now: number): boolean {
-		const since = now - this.#lastKeyframeAt;
-		if (since >= this.#intervalMs) return true;
-		return this.#requested && since >= this.#minIntervalMs;
+		if (now - this.#lastKeyframeAt >= this.#intervalMs) return true;
+		return this.#requested && now - this.#lastOnDemandAt >= this.#minIntervalMs;
 	}
 
 	/** When a pending request may next be served (for a timer), or undefined if none is pending. */
 	pendingAt(): number | undefined {
-		return this.#requested ? this.#lastKeyframeAt + this.#minIntervalMs : undefined;
+		return this.#requested ? this.#lastOnDemandAt + this.#minIntervalMs : undefined;
 	}
 
 	/** A keyframe left at `now`; `forced` when due() asked for it (not the encoder's own, e.g. after a resize). */
 	made(now: number): void {
 		const onDemand = this.#requested && now - this.#lastKeyframeAt < this.#intervalMs;
-		if (onDemand) this.#onDemand += 1;
+		if (onDemand) {
+			this.#onDemand += 1;
+			this.#lastOnDemandAt = now;
+		}
 		this.#made += 1;
 		this.#requested = false;
 		this.#lastKeyframeAt = now;

@@ -44,8 +44,11 @@ export class LoadGovernor {
 
 	/** Feeds one second of figures; returns the effort level to use from now on. */
 	second(work: SecondOfWork): EffortLevel {
-		const behind = work.skipped > Math.max(1, (work.encoded + work.skipped) * 0.1) || work.latencyP95 > 4 * this.#frameIntervalMs;
-		const keepingUp = work.skipped === 0 && work.latencyP95 < 2 * this.#frameIntervalMs;
+		const skipping = work.skipped > Math.max(1, (work.encoded + work.skipped) * 0.1);
+		// Skipping alone is no sign of CPU pressure: a burst of frames after an input stall is decoded
+		// and only its newest encoded, at once. Falling behind shows as latency.
+		const behind = work.latencyP95 > 4 * this.#frameIntervalMs || (skipping && work.latencyP95 > 2 * this.#frameIntervalMs);
+		const keepingUp = !skipping && work.latencyP95 < 2 * this.#frameIntervalMs;
 		this.#sinceStepDown += 1;
 		if (behind) {
 			this.#calm = 0;
