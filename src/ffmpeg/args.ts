@@ -287,3 +287,18 @@ export function opusFixtureArgs(options: { seconds: number; output: string }): s
 		'-c:a', 'libopus', '-b:a', '48k', '-frame_duration', '20', '-application', 'lowdelay', '-f', 'ogg', options.output,
 	];
 }
+
+/**
+ * The A/V probe's click clip: silence with a `clickSamples`-long burst of a loud 1 kHz tone every
+ * `periodSamples` (48 kHz), VBR Opus in 20 ms packets (silence: a few bytes a packet; a click:
+ * a couple of hundred).
+ */
+export function clickFixtureArgs(options: { seconds: number; periodSamples: number; clickSamples: number; output: string }): string[] {
+	const { seconds, periodSamples, clickSamples, output } = options;
+	const source = `aevalsrc='if(lt(mod(n\\,${periodSamples})\\,${clickSamples})\\,0.8*sin(2*PI*1000*t)\\,0)':s=48000:d=${seconds}`;
+	return [
+		'-hide_banner', '-loglevel', 'error', '-y',
+		'-f', 'lavfi', '-i', source,
+		'-c:a', 'libopus', '-b:a', '48k', '-vbr', 'on', '-frame_duration', '20', '-application', 'lowdelay', '-f', 'ogg', output,
+	];
+}

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fixtureClipArgs, opusFixtureArgs } from '../ffmpeg/args.js';
+import { clickFixtureArgs, fixtureClipArgs, opusFixtureArgs } from '../ffmpeg/args.js';
 import { resolveFfmpeg } from '../ffmpeg/binary.js';
 
 export const FIXTURE_DIR = fileURLToPath(new URL('../../fixtures/generated/', import.meta.url));
@@ -80,13 +80,7 @@ export function ensureClickClip(spec: { seconds: number; fps: number; clickEvery
 	if (existsSync(file)) return file;
 	mkdirSync(FIXTURE_DIR, { recursive: true });
 	const partial = `${file}.partial`;
-	const clickSamples = (CLICK_MS * 48_000) / 1000;
-	const source = `aevalsrc='if(lt(mod(n\\,${periodSamples})\\,${clickSamples})\\,0.8*sin(2*PI*1000*t)\\,0)':s=48000:d=${spec.seconds}`;
-	const args = [
-		'-hide_banner', '-loglevel', 'error', '-y',
-		'-f', 'lavfi', '-i', source,
-		'-c:a', 'libopus', '-b:a', '48k', '-vbr', 'on', '-frame_duration', '20', '-application', 'lowdelay', '-f', 'ogg', partial,
-	];
+	const args = clickFixtureArgs({ seconds: spec.seconds, periodSamples, clickSamples: (CLICK_MS * 48_000) / 1000, output: partial });
 	const result = spawnSync(resolveFfmpeg(ffmpegPath).path, args, { encoding: 'utf8' });
 	if (result.status !== 0) throw new Error(`could not generate fixture ${file}: ${result.stderr}`);
 	renameSync(partial, file);
