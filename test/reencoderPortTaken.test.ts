@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { useRelayFixture } from './helpers/fixture.js';
+import { ENGINES, useRelayFixture } from './helpers/fixture.js';
 
 const video = { width: 320, height: 180, fps: 15, bitrateKbps: 200, keyframeIntervalSeconds: 1 } as const;
 
@@ -28,16 +28,16 @@ async function squat(port: number, timeoutMs: number): Promise<Socket> {
  * in use" and the broadcast never made another frame. Here a squatter takes the
  * port on purpose the moment FFmpeg dies.
  */
-describe('re-encoder input port taken by another program', () => {
+describe.each(ENGINES)('re-encoder input port taken by another program (%s engine)', (engine) => {
 	const fixture = useRelayFixture();
 	const squatters: Socket[] = [];
 	afterEach(() => {
 		for (const socket of squatters.splice(0)) socket.close();
 	});
 
-	it('FFmpeg killed and its input port taken: the input moves to a fresh pair, viewers get video again, same producer', async () => {
+	it('the re-encoder process killed and its input port taken: the input moves to a fresh pair, viewers get video again, same producer', async () => {
 		const relay = await fixture.relay();
-		const broadcast = await relay.createBroadcast({ id: 'port-taken', video });
+		const broadcast = await relay.createBroadcast({ id: 'port-taken', engine, video });
 		await fixture.broadcaster(broadcast, { ...video, audio: false });
 		const viewer = await fixture.viewer(broadcast, { audio: false });
 		await viewer.waitForFrames(10, 20_000);

@@ -7,7 +7,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { sleep, useRelayFixture } from './helpers/fixture.js';
+import { ENGINES, sleep, useRelayFixture, type Engine } from './helpers/fixture.js';
 
 interface UdpSocketEntry {
 	local: { ip: string; port: number };
@@ -66,10 +66,11 @@ function strangerRtp(payloadType: number, ssrc: number, seq: number): Buffer {
 }
 
 /** A relay re-encoding video and audio, a synthetic broadcaster and a viewer that has had its first keyframe. */
-async function liveReencodedBroadcast(fixture: ReturnType<typeof useRelayFixture>) {
+async function liveReencodedBroadcast(fixture: ReturnType<typeof useRelayFixture>, engine: Engine) {
 	const relay = await fixture.relay({ workers: 1 });
 	const broadcast = await relay.createBroadcast({
 		id: 'sockets',
+		engine,
 		video: { width: 320, height: 180, fps: 30, bitrateKbps: 300, keyframeIntervalSeconds: 1, threads: 1 },
 		audio: { reencode: true },
 	});
@@ -82,11 +83,11 @@ async function liveReencodedBroadcast(fixture: ReturnType<typeof useRelayFixture
 	return { broadcast, viewer, reencoders };
 }
 
-describe('re-encoder sockets: loopback only, and deaf to everyone but the mediasoup transport feeding them', () => {
+describe.each(ENGINES)('re-encoder sockets (%s engine): loopback only, and deaf to everyone but the mediasoup transport feeding them', (engine) => {
 	const fixture = useRelayFixture();
 
-	it('binds every FFmpeg socket (input and output, RTP and RTCP) to loopback', async () => {
-		const { reencoders } = await liveReencodedBroadcast(fixture);
+	it('binds every re-encoder socket (input and output, RTP and RTCP) to loopback', async () => {
+		const { reencoders } = await liveReencodedBroadcast(fixture, engine);
 		for (const reencoder of reencoders) {
 			const sockets = await udpSocketsOf(reencoder.pid!);
 			// Input RTP + RTCP and output RTP + RTCP.
@@ -96,8 +97,8 @@ describe('re-encoder sockets: loopback only, and deaf to everyone but the medias
 		}
 	}, 60_000);
 
-	it("a stranger's RTCP BYE and RTP at FFmpeg's ports neither stop nor disturb the re-encoder", async () => {
-		const { broadcast, viewer, reencoders: before } = await liveReencodedBroadcast(fixture);
+	it("a stranger's RTCP BYE and RTP at the re-encoder's ports neither stop nor disturb it", async () => {
+		const { broadcast, viewer, reencoders: before } = await liveReencodedBroadcast(fixture, engine);
 		const targets: { ip: string; port: number }[] = [];
 		for (const reencoder of before) {
 			for (const { local } of (await udpSocketsOf(reencoder.pid!)).v4) targets.push({ ip: '127.0.0.1', port: local.port });

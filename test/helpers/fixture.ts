@@ -27,6 +27,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
  */
 /** The re-encoder engines; pipeline tests run against each. */
 export const ENGINES = ['libav', 'ffmpeg'] as const;
+export type Engine = (typeof ENGINES)[number];
 
 export function useRelayFixture() {
 	const state: { relays: Relay[]; broadcasters: FfmpegProcess[]; viewers: WeriftViewer[] } = {
