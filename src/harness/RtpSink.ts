@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { nativeSinkBinary } from './nativeSink.js';
 
 /** What the sink saw of one SSRC (one consumer). */
 export interface SinkStream {
@@ -46,25 +48,51 @@ process.on('disconnect', () => process.exit(0));
 
 /**
  * One UDP socket in a child process that receives every load-test viewer's
- * SRTP and counts packets and losses per SSRC without decrypting.
+ * SRTP and counts packets and losses per SSRC without decrypting: the C sink
+ * (nativeSink.ts: recvmmsg, 64 datagrams a system call) where a C compiler is
+ * there, else a Node process.
  */
 export class RtpSink {
 	readonly port: number;
+	/** "native" (C, recvmmsg) or "node". */
+	readonly kind: 'native' | 'node';
 	readonly #child: ChildProcess;
 	#nextId = 0;
+	/** Native sink: replies in the order the commands were written. */
+	readonly #replies: Array<(line: string) => void> = [];
 
-	private constructor(child: ChildProcess, port: number) {
+	private constructor(child: ChildProcess, port: number, kind: 'native' | 'node') {
 		this.#child = child;
 		this.port = port;
+		this.kind = kind;
 	}
 
-	static async start(): Promise<RtpSink> {
+	static async start(options: { native?: boolean } = {}): Promise<RtpSink> {
+		const binary = options.native === false ? undefined : nativeSinkBinary();
+		if (binary) {
+			const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+			const lines = createInterface({ input: child.stdout! });
+			const ready = await new Promise<string>((resolve, reject) => {
+				lines.once('line', resolve);
+				child.once('exit', (code) => reject(new Error(`the native RTP sink exited with ${code} before it was ready`)));
+			});
+			const sink = new RtpSink(child, Number(ready.split(' ')[1]), 'native');
+			lines.on('line', (line) => sink.#replies.shift()?.(line));
+			return sink;
+		}
 		const child = spawn(process.execPath, ['-e', SINK_SOURCE], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 		const [message] = (await once(child, 'message')) as [{ type: string; port: number }];
-		return new RtpSink(child, message.port);
+		return new RtpSink(child, message.port, 'node');
 	}
 
 	async #ask<T>(type: string): Promise<T> {
+		if (this.kind === 'native') {
+			const line = await new Promise<string>((resolve) => {
+				this.#replies.push(resolve);
+				this.#child.stdin!.write(`${type}\n`);
+			});
+			return (type === 'report' ? JSON.parse(line) : {}) as T;
+		}
 		const id = this.#nextId++;
 		const reply = new Promise<T>((resolve) => {
 			const onMessage = (message: { id: number } & T): void => {
@@ -92,9 +120,10 @@ export class RtpSink {
 	}
 
 	async close(): Promise<void> {
-		if (this.#child.exitCode !== null) return;
+		if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
 		const exited = once(this.#child, 'exit');
-		this.#child.disconnect();
+		if (this.kind === 'native') this.#child.stdin!.end();
+		else this.#child.disconnect();
 		await exited;
 	}
 }
