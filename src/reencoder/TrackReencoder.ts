@@ -79,6 +79,8 @@ export interface TrackReencoderStats {
 	/** libav engine: frames decoded but not encoded (behind real time), and last pictures repeated (input broken). */
 	framesSkipped?: number;
 	framesRepeated?: number;
+	/** libav engine: frames dropped undecoded while waiting for a keyframe. */
+	framesDropped?: number;
 	/** libav engine: arrival of a frame to its re-encoded packets leaving, ms, over the last second. */
 	latencyMsP50?: number;
 	latencyMsP95?: number;

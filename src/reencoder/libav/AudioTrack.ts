@@ -145,6 +145,7 @@ export class AudioTrack {
 			packetsLost: 0,
 			framesSkipped: 0,
 			framesRepeated: 0,
+			framesDropped: 0,
 			latencyMsP50: 0,
 			latencyMsP95: 0,
 			effort: 0,

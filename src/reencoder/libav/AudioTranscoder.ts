@@ -16,7 +16,7 @@ import {
 	AVERROR_EAGAIN,
 	FF_ENCODER_LIBOPUS,
 } from 'node-av/constants';
-import { ClosedError, InvalidOptionError, RelayError } from '../../errors.js';
+import { ClosedError, EngineError, InvalidOptionError } from '../../errors.js';
 import { libavError, NativeCallQueue } from './VideoTranscoder.js';
 
 const SAMPLE_RATE = 48_000;
@@ -137,7 +137,7 @@ export class AudioTranscoder {
 		const planar = format === AV_SAMPLE_FMT_FLTP || format === AV_SAMPLE_FMT_S16P;
 		const float = format === AV_SAMPLE_FMT_FLTP || format === AV_SAMPLE_FMT_FLT;
 		if (!float && format !== AV_SAMPLE_FMT_S16 && format !== AV_SAMPLE_FMT_S16P) {
-			throw new RelayError('ERR_LIBAV', `the Opus decoder gave sample format ${format}, which the audio transcoder does not read`);
+			throw new EngineError(`the Opus decoder gave sample format ${format}, which the audio transcoder does not read`);
 		}
 		const read = (channel: number, i: number): number => {
 			const plane = planes[planar ? channel : 0]!;
@@ -178,7 +178,7 @@ export class AudioTranscoder {
 	async #open(bitrateKbps: number): Promise<void> {
 		const decoderCodec = Codec.findDecoder(AV_CODEC_ID_OPUS);
 		const encoderCodec = Codec.findEncoderByName(FF_ENCODER_LIBOPUS);
-		if (!decoderCodec || !encoderCodec) throw new RelayError('ERR_LIBAV', 'node-av has no Opus decoder or libopus encoder; reinstall node-av');
+		if (!decoderCodec || !encoderCodec) throw new EngineError('node-av has no Opus decoder or libopus encoder; reinstall node-av');
 		this.#decoder.allocContext3(decoderCodec);
 		// WebRTC's Opus is always "opus/48000/2"; mono packets decode to both channels.
 		this.#decoder.sampleRate = SAMPLE_RATE;

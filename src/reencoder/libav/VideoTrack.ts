@@ -316,6 +316,7 @@ export class VideoTrack {
 			packetsLost: jitter.lost,
 			framesSkipped: this.#framesSkipped,
 			framesRepeated: this.#framesRepeated,
+			framesDropped: this.#framesDropped,
 			latencyMsP50: percentile(this.#lastSecond.latencies, 50),
 			latencyMsP95: percentile(this.#lastSecond.latencies, 95),
 			effort: this.#transcoder.effort,

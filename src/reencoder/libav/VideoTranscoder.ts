@@ -26,7 +26,7 @@ import {
 	FF_THREAD_SLICE,
 	SWS_BILINEAR,
 } from 'node-av/constants';
-import { ClosedError, InvalidOptionError, RelayError } from '../../errors.js';
+import { ClosedError, EngineError, InvalidOptionError } from '../../errors.js';
 
 export type VideoCodec = 'VP8' | 'H264';
 
@@ -323,7 +323,7 @@ export class VideoTranscoder {
 
 	async #openDecoder(): Promise<void> {
 		const codec = Codec.findDecoder(this.#input === 'VP8' ? AV_CODEC_ID_VP8 : AV_CODEC_ID_H264);
-		if (!codec) throw new RelayError('ERR_LIBAV', `node-av has no ${this.#input} decoder; reinstall node-av`);
+		if (!codec) throw new EngineError(`node-av has no ${this.#input} decoder; reinstall node-av`);
 		this.#decoder.allocContext3(codec);
 		// Slice threads only: frame threads would hold pictures back, one frame per thread.
 		this.#decoder.threadCount = this.#output.threads;
@@ -341,7 +341,7 @@ export class VideoTranscoder {
 		const { codec: codecName, fps, bitrateKbps, threads } = this.#output;
 		const { width, height } = outputSizeAt(this.#output, effort);
 		const codec = Codec.findEncoderByName(codecName === 'VP8' ? FF_ENCODER_LIBVPX_VP8 : FF_ENCODER_LIBX264);
-		if (!codec) throw new RelayError('ERR_LIBAV', `node-av has no ${codecName} encoder; reinstall node-av`);
+		if (!codec) throw new EngineError(`node-av has no ${codecName} encoder; reinstall node-av`);
 		const encoder = new CodecContext();
 		encoder.allocContext3(codec);
 		encoder.width = width;
@@ -477,9 +477,9 @@ function newFrame(): Frame {
 	return frame;
 }
 
-/** A native call that failed, as a RelayError with FFmpeg's reason. */
-export function libavError(what: string, code: number): RelayError {
-	return new RelayError('ERR_LIBAV', `libav could not ${what}: ${FFmpegError.strerror(code)} (${code})`);
+/** A native call that failed, as a EngineError with FFmpeg's reason. */
+export function libavError(what: string, code: number): EngineError {
+	return new EngineError(`libav could not ${what}: ${FFmpegError.strerror(code)} (${code})`);
 }
 
 function validateOptions(options: VideoTranscoderOptions): void {

@@ -84,6 +84,8 @@ export interface EngineTrackStats {
 	packetsLost: number;
 	framesSkipped: number;
 	framesRepeated: number;
+	/** Frames dropped undecoded while waiting for a keyframe (after an unrepaired loss, or before the first). */
+	framesDropped: number;
 	/** Arrival of a frame's last packet to its re-encoded packets leaving, ms (last second). */
 	latencyMsP50: number;
 	latencyMsP95: number;
