@@ -15,9 +15,11 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 # 1. System packages.
 # dpkg-dev: dpkg-source, to unpack Debian's libsrtp2 source for the OpenSSL build of SRTP.
 # gstreamer1.0-*: a third-party VP8 sender (rtpvp8pay without picture IDs) for the tests.
+# redis-server: the cluster's shared state (tests start their own on loopback). coturn: TURN for viewers behind
+# UDP-blocking firewalls (tests start their own on loopback).
 packages=(ffmpeg chromium libssl-dev libuv1-dev libsrtp2-dev libabsl-dev nlohmann-json3-dev libusrsctp-dev
   catch2 pkg-config ninja-build python3-pip g++ make procps util-linux dpkg-dev
-  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good redis-server coturn)
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=()
   for p in "${packages[@]}"; do
