@@ -7,6 +7,15 @@ import type { Logger } from './logger.js';
 const port = z.number().int().min(1024).max(65535);
 const ipAddress = z.string().refine((value) => isIP(value) !== 0, 'must be an IPv4 or IPv6 address, e.g. 127.0.0.1 or 0.0.0.0');
 
+/** One rung of the simulcast ladder: a size, bitrate and frame rate the re-encoder makes from the one decoded picture. */
+const renditionSchema = z.strictObject({
+	width: z.number().int().min(16).max(7680).refine((v) => v % 2 === 0, 'must be even'),
+	height: z.number().int().min(16).max(4320).refine((v) => v % 2 === 0, 'must be even'),
+	bitrateKbps: z.number().int().min(30).max(50_000),
+	/** Default: the broadcast's video fps. At most it. */
+	fps: z.number().int().min(1).max(120).optional(),
+});
+
 // Strict objects: a misspelled option is an error, not silently ignored.
 const videoEncodingSchema = z.strictObject({
 	/** Output codec of the re-encoder. Default "VP8". */
@@ -30,6 +39,19 @@ const videoEncodingSchema = z.strictObject({
 	 * bits) when many viewers ask at once. Default 500.
 	 */
 	minKeyframeIntervalMs: z.number().int().min(0).max(60_000).default(500),
+	/**
+	 * libav engine: simulcast layers the re-encoder makes from one decode, each its own
+	 * encoding of the one re-encoded producer, so mediasoup picks a layer per viewer from
+	 * its bandwidth estimate. Derived from width, height and bitrateKbps: the top layer is
+	 * them, each lower one half the size at a third (then a tenth...) of the top bitrate,
+	 * e.g. 1280x720@1500, 640x360@500, 320x180@150. 1: a single rendition. Default 3
+	 * (libav engine; the FFmpeg engine makes one).
+	 */
+	layers: z.number().int().min(1).max(4).optional(),
+	/** libav engine: the ladder itself, any order (sorted lowest bitrate first); overrides `layers`, width, height and bitrateKbps. */
+	ladder: z.array(renditionSchema).min(1).max(4).optional(),
+	/** Highest layer (0: the lowest) any viewer of this broadcast gets; a ceiling on viewers' own choices. Default: the top. */
+	maxLayer: z.number().int().min(0).max(3).optional(),
 });
 
 const audioSchema = z.strictObject({
@@ -120,7 +142,47 @@ export const relayOptionsSchema = z
 export type RelayOptionsInput = z.input<typeof relayOptionsSchema> & { logger?: Logger };
 export type RelayOptions = z.output<typeof relayOptionsSchema>;
 export type BroadcastOptionsInput = z.input<typeof broadcastOptionsSchema>;
-export type BroadcastOptions = z.output<typeof broadcastOptionsSchema>;
+export type Rendition = Required<z.output<typeof renditionSchema>>;
+/** Resolved broadcast options: the video's simulcast ladder made explicit (lowest first, at least one layer). */
+export type BroadcastOptions = z.output<typeof broadcastOptionsSchema> & {
+	video: z.output<typeof broadcastOptionsSchema>['video'] & { ladder: Rendition[]; maxLayer: number };
+};
+
+/** Share of the top bitrate per layer below it (1/3, 1/10, 1/30), as common ABR ladders step. */
+const LOWER_LAYER_BITRATE_SHARE = [1, 1 / 3, 1 / 10, 1 / 30];
+
+/**
+ * The simulcast ladder of a broadcast's video, lowest first. An explicit `ladder`
+ * wins; else `layers` rungs from the top (width x height @ bitrateKbps), each
+ * half the size of the one above. The FFmpeg engine encodes one rendition only.
+ */
+export function resolveLadder(video: z.output<typeof videoEncodingSchema>, engine: 'libav' | 'ffmpeg'): Rendition[] {
+	const explicit = video.ladder !== undefined || video.layers !== undefined;
+	if (engine === 'ffmpeg') {
+		if (explicit && (video.ladder?.length ?? video.layers ?? 1) > 1) {
+			throw new InvalidOptionError('a simulcast ladder (video.layers or video.ladder above 1) needs engine "libav"; the FFmpeg engine encodes one rendition');
+		}
+		const top = video.ladder?.[0];
+		return [top ? { ...top, fps: Math.min(top.fps ?? video.fps, video.fps) } : { width: video.width, height: video.height, bitrateKbps: video.bitrateKbps, fps: video.fps }];
+	}
+	if (video.ladder) {
+		const rungs = video.ladder.map((r) => ({ ...r, fps: r.fps ?? video.fps })).sort((a, b) => a.bitrateKbps - b.bitrateKbps || a.width * a.height - b.width * b.height);
+		const faster = rungs.find((r) => r.fps > video.fps);
+		if (faster) throw new InvalidOptionError(`video.ladder: a layer's fps (${faster.fps}) cannot exceed video.fps (${video.fps}): the engine encodes at most every input picture`);
+		return rungs;
+	}
+	const count = video.layers ?? 3;
+	const rungs: Rendition[] = [];
+	for (let i = 0; i < count; i++) {
+		const scale = 2 ** i;
+		const width = Math.floor(video.width / scale / 2) * 2;
+		const height = Math.floor(video.height / scale / 2) * 2;
+		// Below about 128x72 a layer helps nobody: stop the ladder there.
+		if (i > 0 && (width < 128 || height < 72)) break;
+		rungs.push({ width, height, bitrateKbps: Math.max(30, Math.round(video.bitrateKbps * LOWER_LAYER_BITRATE_SHARE[i]!)), fps: video.fps });
+	}
+	return rungs.reverse();
+}
 
 /** One line naming each bad field of a failed zod parse: "path: message; path: message". */
 export function formatIssues(error: z.ZodError, root = 'options'): string {
@@ -143,5 +205,11 @@ export function resolveBroadcastOptions(input: BroadcastOptionsInput, defaults: 
 	};
 	const parsed = broadcastOptionsSchema.safeParse(merged);
 	if (!parsed.success) throw new InvalidOptionError(`invalid broadcast options: ${formatIssues(parsed.error)}`);
-	return parsed.data;
+	const options = parsed.data;
+	const ladder = resolveLadder(options.video, options.engine);
+	const top = ladder.length - 1;
+	if (options.video.maxLayer !== undefined && options.video.maxLayer > top) {
+		throw new InvalidOptionError(`invalid broadcast options: video.maxLayer ${options.video.maxLayer} is above the top layer (${top}); layers are 0 (lowest) to ${top}`);
+	}
+	return { ...options, video: { ...options.video, ladder, maxLayer: options.video.maxLayer ?? top } };
 }

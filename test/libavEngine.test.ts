@@ -40,7 +40,7 @@ describe('libav engine: keyframes on demand', () => {
 		expect(upstream(broadcast) - upstreamBefore).toBe(0);
 	});
 
-	it('a PLI storm from 20 viewers is coalesced: at most 2 keyframes a second, none upstream', async () => {
+	it('a PLI storm from 20 viewers is coalesced: at most 2 keyframes a second per layer, none upstream', async () => {
 		const relay = await fixture.relay();
 		const broadcast = await relay.createBroadcast({ id: 'storm', engine: 'libav', video: { ...small, keyframeIntervalSeconds: 20 } });
 		await fixture.broadcaster(broadcast, { ...small, keyframeIntervalSeconds: 5, audio: false });
@@ -58,12 +58,15 @@ describe('libav engine: keyframes on demand', () => {
 		}
 		await sleep(1100);
 		const after = broadcast.reencoder('video')!.stats;
-		const made = after.keyframes! - before.keyframes!;
+		// Coalescing is per layer of the ladder (each layer's keyframes serve the viewers on it).
+		// mediasoup 3.12 asks every layer when a request crosses a fan-out pipe, so each layer sees the storm.
+		const madePerLayer = after.layers!.map((layer, i) => layer.keyframes - before.layers![i]!.keyframes);
 		const seen = viewers[0]!.keyframeTimes.length - keyframesSeenBefore;
-		console.log(`libav storm: ${viewers.length * seconds * 5} PLIs sent, ${after.keyframeRequestsReceived! - before.keyframeRequestsReceived!} reached the engine, ${made} keyframes made, ${seen} seen by viewer 0`);
+		console.log(`libav storm: ${viewers.length * seconds * 5} PLIs sent, ${after.keyframeRequestsReceived! - before.keyframeRequestsReceived!} reached the engine (${after.layers!.length} layers), keyframes made per layer ${madePerLayer.join(', ')}, ${seen} seen by viewer 0`);
 		expect(after.keyframeRequestsReceived! - before.keyframeRequestsReceived!).toBeGreaterThan(0);
-		expect(made).toBeGreaterThanOrEqual(seconds);
-		expect(made).toBeLessThanOrEqual(2 * (seconds + 1));
+		expect(seen).toBeGreaterThanOrEqual(seconds);
+		for (const made of madePerLayer) expect(made).toBeLessThanOrEqual(2 * (seconds + 1));
+		expect(Math.max(...madePerLayer)).toBeGreaterThanOrEqual(seconds);
 		expect(upstream(broadcast) - upstreamBefore).toBe(0);
 		expect(after.upstreamKeyframeRequests).toBe(before.upstreamKeyframeRequests);
 	});

@@ -58,7 +58,15 @@ export class CpuLoad {
 }
 
 /** Cores a re-encoder of this picture is expected to need (measured at 720p30 VP8: see README), scaled by pixel rate. */
-export function reencoderCoresFor(video: { width: number; height: number; fps: number }, engine: 'libav' | 'ffmpeg'): number {
+export function reencoderCoresFor(
+	video: { width: number; height: number; fps: number; ladder?: Array<{ width: number; height: number; fps: number }> },
+	engine: 'libav' | 'ffmpeg',
+): number {
 	const at720p30 = engine === 'libav' ? 0.3 : 0.5;
-	return Math.max(0.05, (at720p30 * video.width * video.height * video.fps) / (1280 * 720 * 30));
+	// A ladder decodes once and encodes each layer: the decode (about a third of the work at 720p)
+	// follows the input's pixel rate, each encode its layer's.
+	const pixelRate = (r: { width: number; height: number; fps: number }): number => (r.width * r.height * r.fps) / (1280 * 720 * 30);
+	const layers = video.ladder && video.ladder.length > 1 ? video.ladder : [video];
+	const work = pixelRate(video) / 3 + (layers.reduce((sum, layer) => sum + pixelRate(layer), 0) * 2) / 3;
+	return Math.max(0.05, at720p30 * work);
 }

@@ -39,6 +39,8 @@ export interface VideoEncoding {
 	threads: number;
 	/** libav engine: shortest time between two keyframes made on demand, ms (the FFmpeg engine makes none). */
 	minKeyframeIntervalMs?: number;
+	/** libav engine: the simulcast ladder, lowest first (absent: one rendition, width x height @ bitrateKbps). */
+	ladder?: Array<{ width: number; height: number; bitrateKbps: number; fps: number }>;
 }
 
 export interface AudioEncoding {

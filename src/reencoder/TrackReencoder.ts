@@ -12,7 +12,7 @@ import type { FeedPorts, PortPair, PortPool } from '../ports/PortPool.js';
 import { feedConnectParams, feedTransportOptions } from '../ffmpeg/inputFeed.js';
 import { waitForUdpBind } from '../ports/waitForUdpBind.js';
 import type { LibavEngine } from './libav/LibavEngine.js';
-import type { EngineHealth, TrackWiring } from './libav/protocol.js';
+import type { EngineHealth, EngineLayerStats, TrackWiring } from './libav/protocol.js';
 
 const LOOPBACK = '127.0.0.1';
 /**
@@ -90,6 +90,8 @@ export interface TrackReencoderStats {
 	audioDelayMs?: number;
 	/** libav engine: first keyframe from the broadcaster to the first re-encoded frame leaving, ms. */
 	startupMs?: number;
+	/** libav engine, video: the simulcast ladder's layers, lowest first (SSRC, size, fps, kbit/s, keyframes). */
+	layers?: EngineLayerStats[];
 }
 
 export interface TrackReencoderEvents {
@@ -111,10 +113,12 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 	readonly #options: TrackReencoderOptions;
 	readonly #logger: Logger;
 	readonly #abort = new AbortController();
-	readonly #ssrc = randomInt(1, 2 ** 31);
-	/** Sequence number of this re-encoder's first packet; later runs continue from it. */
-	readonly #firstSeq = randomInt(0, 65536);
-	#nextSeq = this.#firstSeq;
+	/**
+	 * Renditions, lowest first: a video ladder's layers (libav engine), else one.
+	 * Each is an encoding of the one re-encoded producer with its own SSRC and
+	 * sequence numbers (the first run's random start; later runs continue).
+	 */
+	readonly #layers: Array<{ ssrc: number; firstSeq: number; nextSeq: number; width: number; height: number; fps: number; bitrateKbps: number }>;
 	#inputPorts?: FeedPorts;
 	#outputPorts?: PortPair;
 	#consumerTransport?: ms.PlainTransport;
@@ -137,6 +141,14 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		super();
 		this.#options = options;
 		this.#logger = options.logger.child({ module: 'TrackReencoder', kind: options.source.kind });
+		const { video } = options;
+		const ladder = video ? (options.engine === 'libav' && video.ladder?.length ? video.ladder : [{ width: video.width, height: video.height, fps: video.fps, bitrateKbps: video.bitrateKbps }]) : [{ width: 0, height: 0, fps: 0, bitrateKbps: options.audio?.bitrateKbps ?? 64 }];
+		const ssrcs = new Set<number>();
+		while (ssrcs.size < ladder.length) ssrcs.add(randomInt(1, 2 ** 31));
+		this.#layers = ladder.map((rendition, i) => {
+			const firstSeq = randomInt(0, 65536);
+			return { ...rendition, ssrc: [...ssrcs][i]!, firstSeq, nextSeq: firstSeq };
+		});
 	}
 
 	/** Builds the pipeline and starts FFmpeg. On failure everything made so far is closed again. */
@@ -165,8 +177,14 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		return this.#consumer!;
 	}
 
+	/** SSRC of the re-encoded stream (a ladder's top layer). */
 	get ssrc(): number {
-		return this.#ssrc;
+		return this.#layers.at(-1)!.ssrc;
+	}
+
+	/** SSRCs of the re-encoded producer's encodings, lowest layer first. */
+	get ssrcs(): number[] {
+		return this.#layers.map((layer) => layer.ssrc);
 	}
 
 	/** The process doing the media work: this track's FFmpeg, or the broadcast's libav engine (shared by its tracks). */
@@ -238,9 +256,13 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		await this.#producerTransport.connect({ ip: LOOPBACK, port: this.#outputPorts.rtp, rtcpPort: this.#outputPorts.rtcp });
 		// PLI and FIR are accepted (and counted) at this producer and sent to the engine's RTCP port: the
 		// libav engine makes a keyframe on demand; FFmpeg ignores them (it keyframes on its own clock).
+		// A ladder is one producer with an encoding per layer, lowest first, as mediasoup expects
+		// simulcast: viewers' consumers are then simulcast consumers, which pick a layer each.
+		const rtpParameters = plainProducerParameters({ codec: this.#outputCodec(), payloadType: source.kind === 'video' ? 96 : 111, ssrc: this.#layers[0]!.ssrc });
+		if (this.#layers.length > 1) rtpParameters.encodings = this.#layers.map((layer) => ({ ssrc: layer.ssrc, maxBitrate: layer.bitrateKbps * 1000 }));
 		this.#producer = await this.#producerTransport.produce({
 			kind: source.kind,
-			rtpParameters: plainProducerParameters({ codec: this.#outputCodec(), payloadType: source.kind === 'video' ? 96 : 111, ssrc: this.#ssrc }),
+			rtpParameters,
 			appData: { reencoded: true },
 		});
 
@@ -298,8 +320,8 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			output: {
 				codec: this.#outputCodec(),
 				payloadType: this.#producer!.rtpParameters.codecs[0]!.payloadType,
-				ssrc: this.#ssrc,
-				firstSequenceNumber: this.#nextSeq,
+				ssrc: this.#layers[0]!.ssrc,
+				firstSequenceNumber: this.#layers[0]!.nextSeq,
 				timestampBase: this.#timestampBase,
 				host: LOOPBACK,
 				rtpPort: this.#outputPorts!.rtp,
@@ -311,13 +333,11 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			...(video
 				? {
 						video: {
-							width: video.width,
-							height: video.height,
 							fps: video.fps,
-							bitrateKbps: video.bitrateKbps,
 							threads: video.threads,
 							keyframeIntervalMs: video.keyframeIntervalSeconds * 1000,
 							minKeyframeIntervalMs: video.minKeyframeIntervalMs ?? 500,
+							layers: this.#layers.map(({ width, height, fps, bitrateKbps, ssrc, nextSeq }) => ({ width, height, fps, bitrateKbps, ssrc, firstSequenceNumber: nextSeq })),
 						},
 					}
 				: { audio: { reencode: audio?.reencode ?? false, bitrateKbps: audio?.bitrateKbps ?? 64 } }),
@@ -328,11 +348,13 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 		};
 	}
 
-	/** Continue the sequence numbers: a jump would look like thousands of lost packets downstream. */
+	/** Continue each layer's sequence numbers: a jump would look like thousands of lost packets downstream. */
 	async #continueSequenceNumbers(): Promise<void> {
 		const stats = await this.#producer!.getStats().catch(() => []);
-		const received = stats.reduce((sum, s) => sum + (s.packetCount ?? 0), 0);
-		this.#nextSeq = (this.#firstSeq + received) & 0xffff;
+		for (const layer of this.#layers) {
+			const received = stats.filter((s) => s.ssrc === layer.ssrc).reduce((sum, s) => sum + (s.packetCount ?? 0), 0);
+			layer.nextSeq = (layer.firstSeq + received) & 0xffff;
+		}
 	}
 
 	/** The PlainTransport and paused consumer that send the broadcaster's RTP to FFmpeg's input ports. */
@@ -394,9 +416,9 @@ export class TrackReencoder extends EventEmitter<TrackReencoderEvents> {
 			rtcpPort: transport.rtcpTuple?.localPort ?? transport.tuple.localPort,
 			localRtpPort: this.#outputPorts!.rtp,
 			localRtcpPort: this.#outputPorts!.rtcp,
-			ssrc: this.#ssrc,
+			ssrc: this.#layers[0]!.ssrc,
 			payloadType: this.#producer!.rtpParameters.codecs[0]!.payloadType,
-			seq: this.#nextSeq,
+			seq: this.#layers[0]!.nextSeq,
 		};
 		return this.#options.video
 			? videoReencoderArgs(this.#options.video, target)

@@ -33,21 +33,30 @@ function checkMtu(mtu: number, min: number): void {
 	if (!Number.isInteger(mtu) || mtu < min || mtu > 65_000) throw new TypeError(`packetizer mtu must be an integer in ${min}..65000, got ${mtu}`);
 }
 
-/** Descriptor bytes written by Vp8Packetizer: X=1 | S | PID 0, I=1, M=1 + 15-bit picture ID. */
-const VP8_DESCRIPTOR_SIZE = 4;
+/**
+ * Descriptor bytes written by Vp8Packetizer: X=1 | S | PID 0; I=1, L=1, T=1; M=1 + 15-bit picture ID; TL0PICIDX;
+ * TID 0, Y=1.
+ */
+const VP8_DESCRIPTOR_SIZE = 6;
 
 /**
- * VP8 (RFC 7741). Every packet carries a 15-bit picture ID (X=1, I=1, M=1), incremented per frame: mediasoup
- * 3.12.16's prebuilt worker drops VP8 without picture IDs. The first packet of each frame has S=1, PID=0.
+ * VP8 (RFC 7741). Every packet carries a 15-bit picture ID (I=1, M=1), incremented per frame: mediasoup
+ * 3.12.16's prebuilt worker drops VP8 without picture IDs. It also carries TL0PICIDX (L=1) and a temporal layer
+ * index 0 (T=1): with both, mediasoup's simulcast consumers rewrite picture IDs to run on without a jump when a
+ * viewer is switched between the layers of a ladder (as browsers' own simulcast does). The first packet of each
+ * frame has S=1, PID=0.
  */
 export class Vp8Packetizer implements Packetizer {
 	readonly #chunk: number;
 	#pictureId: number;
+	/** Every picture is on temporal layer 0, so TL0PICIDX counts pictures (8 bits). */
+	#tl0PictureIndex: number;
 
 	constructor(mtu = 1200, firstPictureId = Math.floor(Math.random() * 0x8000)) {
 		checkMtu(mtu, VP8_DESCRIPTOR_SIZE + 1);
 		this.#chunk = mtu - VP8_DESCRIPTOR_SIZE;
 		this.#pictureId = firstPictureId & 0x7fff;
+		this.#tl0PictureIndex = firstPictureId & 0xff;
 	}
 
 	/** Picture ID the next frame gets. */
@@ -59,6 +68,8 @@ export class Vp8Packetizer implements Packetizer {
 		if (frame.length === 0) return [];
 		const pictureId = this.#pictureId;
 		this.#pictureId = (pictureId + 1) & 0x7fff;
+		const tl0PictureIndex = this.#tl0PictureIndex;
+		this.#tl0PictureIndex = (tl0PictureIndex + 1) & 0xff;
 		// Even sizes: n packets of about the same length rather than full ones and a runt.
 		const count = Math.ceil(frame.length / this.#chunk);
 		const size = Math.ceil(frame.length / count);
@@ -67,9 +78,11 @@ export class Vp8Packetizer implements Packetizer {
 			const end = Math.min(frame.length, offset + size);
 			const p = Buffer.allocUnsafe(VP8_DESCRIPTOR_SIZE + end - offset);
 			p[0] = 0x80 | (offset === 0 ? 0x10 : 0);
-			p[1] = 0x80;
+			p[1] = 0xe0;
 			p[2] = 0x80 | (pictureId >> 8);
 			p[3] = pictureId & 0xff;
+			p[4] = tl0PictureIndex;
+			p[5] = 0x20;
 			frame.copy(p, VP8_DESCRIPTOR_SIZE, offset, end);
 			out.push(p);
 		}

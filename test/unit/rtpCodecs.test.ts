@@ -64,18 +64,20 @@ describe('VP8 payload descriptor (RFC 7741 §4.2)', () => {
 });
 
 describe('VP8 packetizer', () => {
-	it('always writes X=1, I=1, M=1 and a 15-bit picture ID, S=1 only on the first packet; sizes even and <= mtu', () => {
-		const packetizer = new Vp8Packetizer(104, 0x1234);
+	it('always writes X=1, I=1, L=1, T=1, a 15-bit picture ID, TL0PICIDX and TID 0 with Y=1, S=1 only on the first packet; sizes even and <= mtu', () => {
+		const packetizer = new Vp8Packetizer(106, 0x1234);
 		const frame = pattern(250, 1);
 		const payloads = packetizer.packetize(frame);
-		expect(payloads.map((p) => p.length)).toEqual([4 + 84, 4 + 84, 4 + 82]);
-		expect(payloads[0]!.subarray(0, 4).toString('hex')).toBe('90809234');
-		expect(payloads[1]!.subarray(0, 4).toString('hex')).toBe('80809234');
-		expect(payloads[2]!.subarray(0, 4).toString('hex')).toBe('80809234');
+		expect(payloads.map((p) => p.length)).toEqual([6 + 84, 6 + 84, 6 + 82]);
+		expect(payloads[0]!.subarray(0, 6).toString('hex')).toBe('90e092343420');
+		expect(payloads[1]!.subarray(0, 6).toString('hex')).toBe('80e092343420');
+		expect(payloads[2]!.subarray(0, 6).toString('hex')).toBe('80e092343420');
 		expect(vp8.isFrameStart(payloads[0]!)).toBe(true);
 		expect(vp8.isFrameStart(payloads[1]!)).toBe(false);
 		expect(vp8.assemble(payloads)?.equals(frame)).toBe(true);
 		expect(packetizer.nextPictureId).toBe(0x1235);
+		// TL0PICIDX counts pictures too (every picture is on temporal layer 0), in 8 bits.
+		expect(packetizer.packetize(pattern(10, 0))[0]![4]).toBe(0x35);
 	});
 
 	it('the picture ID increments per frame and wraps from 0x7fff to 0', () => {
@@ -84,15 +86,15 @@ describe('VP8 packetizer', () => {
 		expect(ids).toEqual([0x7ffe, 0x7fff, 0]);
 	});
 
-	it('a frame of exactly mtu - 4 bytes is one packet; one more byte makes two', () => {
+	it('a frame of exactly mtu - 6 bytes is one packet; one more byte makes two', () => {
 		const packetizer = new Vp8Packetizer(1200, 0);
-		expect(packetizer.packetize(pattern(1196, 0))).toHaveLength(1);
-		expect(packetizer.packetize(pattern(1197, 0)).map((p) => p.length)).toEqual([4 + 599, 4 + 598]);
+		expect(packetizer.packetize(pattern(1194, 0))).toHaveLength(1);
+		expect(packetizer.packetize(pattern(1195, 0)).map((p) => p.length)).toEqual([6 + 598, 6 + 597]);
 		expect(packetizer.packetize(Buffer.alloc(0))).toEqual([]);
 	});
 
 	it('refuses an MTU that cannot hold the descriptor', () => {
-		expect(() => packetizerFor('VP8', 4)).toThrow(TypeError);
+		expect(() => packetizerFor('VP8', 6)).toThrow(TypeError);
 	});
 });
 

@@ -17,7 +17,7 @@ function vp8Frame(index: number, key: boolean, size: number): Buffer {
 
 class Vp8Stream {
 	readonly frames: Buffer[] = [];
-	readonly #packetizer = packetizerFor('VP8', 104, { firstPictureId: 0 });
+	readonly #packetizer = packetizerFor('VP8', 106, { firstPictureId: 0 }); // 6-byte descriptors: 100-byte chunks
 	readonly #sender: RtpSender;
 	readonly #ssrc: number;
 	#ts = 1000;

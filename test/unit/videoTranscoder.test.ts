@@ -434,3 +434,41 @@ describe('cost per 1280x720 picture (printed, not asserted: the machine is share
 		}
 	});
 });
+
+describe('a simulcast ladder: one decode, one encoder per rendition', () => {
+	it('encodes each layer at its own size, with keyframes per layer where asked; every layer decodes on its own', async () => {
+		const t = await VideoTranscoder.create({
+			input: 'VP8',
+			outputs: [output('VP8', 160, 90, { bitrateKbps: 100 }), output('VP8', 320, 180, { bitrateKbps: 300 }), output('VP8', 640, 360)],
+		});
+		open.push(t);
+		expect(t.layers).toBe(3);
+		const perLayer: EncodedPicture[][] = [[], [], []];
+		for (const [i, frame] of streams.vp8!.entries()) {
+			expect(await t.decode(frame)).toBe('picture');
+			for (const layer of [2, 1, 0]) {
+				// Layer 1 gets a keyframe at picture 10 on its own; the others do not.
+				const pictures = await t.encode({ pts90k: i * FRAME_90K, keyframe: layer === 1 && i === 10, layer });
+				expect(pictures).toHaveLength(1);
+				perLayer[layer]!.push(...pictures);
+			}
+		}
+		const keyframesAt = perLayer.map((pictures) => pictures.flatMap((p, i) => (p.keyframe ? [i] : [])));
+		expect(keyframesAt).toEqual([[0], [0, 10], [0]]);
+		for (const [layer, size] of [{ width: 160, height: 90 }, { width: 320, height: 180 }, { width: 640, height: 360 }].entries()) {
+			expect(t.outputSizeOf(layer)).toEqual(size);
+			const sizes = await decodeAll('VP8', perLayer[layer]!.map((p) => p.data));
+			expect(sizes).toHaveLength(30);
+			for (const decoded of sizes) expect(decoded).toEqual(size);
+		}
+	});
+
+	it('refuses a layer that does not exist, and both or neither of output and outputs', async () => {
+		const t = await VideoTranscoder.create({ input: 'VP8', outputs: [output('VP8', 160, 90), output('VP8', 320, 180)] });
+		open.push(t);
+		await expect(t.encode({ pts90k: 1, keyframe: false, layer: 2 })).rejects.toThrow(/layer 2 does not exist/);
+		await expect(VideoTranscoder.create({ input: 'VP8' })).rejects.toThrow(InvalidOptionError);
+		await expect(VideoTranscoder.create({ input: 'VP8', output: output('VP8'), outputs: [output('VP8')] })).rejects.toThrow(InvalidOptionError);
+		await expect(VideoTranscoder.create({ input: 'VP8', outputs: [] })).rejects.toThrow(/1 to 8 renditions/);
+	});
+});

@@ -2,11 +2,11 @@ import { depacketizerFor } from '../../rtp/depacketize.js';
 import { JitterBuffer, type EncodedFrame } from '../../rtp/JitterBuffer.js';
 import { packetizerFor, RtpSender, type Packetizer } from '../../rtp/packetize.js';
 import type { RtpPacket } from '../../rtp/packet.js';
-import { buildNack } from '../../rtp/rtcp.js';
+import { buildNack, buildSenderReport } from '../../rtp/rtcp.js';
 import { KeyframePolicy } from './KeyframePolicy.js';
 import { LoadGovernor } from './LoadGovernor.js';
 import { percentile } from './percentile.js';
-import type { EngineHealth, EngineTrackStats, TrackWiring } from './protocol.js';
+import type { EngineHealth, EngineLayerStats, EngineTrackStats, LayerWiring, TrackWiring } from './protocol.js';
 import { TrackSockets } from './TrackSockets.js';
 import { VideoTranscoder } from './VideoTranscoder.js';
 
@@ -23,6 +23,24 @@ const REPEAT_FOR_MS = 10_000;
 const TICK_MS = 10;
 /** Load shedding looks at work from this long after the first output on, ms. */
 const WARM_UP_MS = 2000;
+/** Sender reports per layer this often, ms: mediasoup switches a viewer between layers only once it has one of each. */
+const SENDER_REPORT_INTERVAL_MS = 1000;
+
+/** One layer of the ladder: its keyframe policy and RTP stream, and its counters. */
+interface Layer {
+	index: number;
+	wiring: LayerWiring;
+	packetizer: Packetizer;
+	sender: RtpSender;
+	keyframes: KeyframePolicy;
+	/** A layer at a lower frame rate than the input encodes a picture at most this often, ms (less half an input frame). */
+	minGapMs: number;
+	lastEncodedAt: number;
+	framesEncoded: number;
+	second: { encoded: number; bytes: number };
+	lastSecond: { encoded: number; bytes: number };
+	lastReportAt: number;
+}
 
 export interface VideoTrackEvents {
 	/** The engine needs a keyframe from the broadcaster; rate-limited by the caller's interval. */
@@ -45,9 +63,9 @@ export class VideoTrack {
 	readonly #events: VideoTrackEvents;
 	readonly #jitter: JitterBuffer;
 	readonly #transcoder: VideoTranscoder;
-	readonly #packetizer: Packetizer;
-	readonly #sender: RtpSender;
-	readonly #keyframes: KeyframePolicy;
+	/** Lowest first, as the producer's encodings. */
+	readonly #layers: Layer[];
+	readonly #layerBySsrc = new Map<number, Layer>();
 	readonly #governor: LoadGovernor;
 	readonly #frameIntervalMs: number;
 	#sockets?: TrackSockets;
@@ -85,25 +103,38 @@ export class VideoTrack {
 		this.#events = events;
 		this.#transcoder = transcoder;
 		this.#jitter = new JitterBuffer({ depacketizer: depacketizerFor(wiring.input.codec) });
-		this.#packetizer = packetizerFor(wiring.output.codec);
-		this.#sender = new RtpSender({ ssrc: wiring.output.ssrc, payloadType: wiring.output.payloadType, firstSequenceNumber: wiring.output.firstSequenceNumber });
-		this.#keyframes = new KeyframePolicy({ intervalMs: video.keyframeIntervalMs, minIntervalMs: video.minKeyframeIntervalMs, earlyMs: 500 / video.fps });
+		this.#layers = video.layers.map((layer, index) => ({
+			index,
+			wiring: layer,
+			packetizer: packetizerFor(wiring.output.codec),
+			sender: new RtpSender({ ssrc: layer.ssrc, payloadType: wiring.output.payloadType, firstSequenceNumber: layer.firstSequenceNumber }),
+			keyframes: new KeyframePolicy({ intervalMs: video.keyframeIntervalMs, minIntervalMs: video.minKeyframeIntervalMs, earlyMs: 500 / video.fps }),
+			minGapMs: 1000 / layer.fps - 500 / video.fps,
+			lastEncodedAt: Number.NEGATIVE_INFINITY,
+			framesEncoded: 0,
+			second: { encoded: 0, bytes: 0 },
+			lastSecond: { encoded: 0, bytes: 0 },
+			lastReportAt: Number.NEGATIVE_INFINITY,
+		}));
+		for (const layer of this.#layers) this.#layerBySsrc.set(layer.wiring.ssrc, layer);
 		this.#governor = new LoadGovernor({ fps: video.fps });
 		this.#frameIntervalMs = 1000 / video.fps;
 	}
 
 	static async create(wiring: TrackWiring, events: VideoTrackEvents): Promise<VideoTrack> {
-		if (!wiring.video) throw new Error('a video track needs video settings');
+		if (!wiring.video || wiring.video.layers.length === 0) throw new Error('a video track needs video settings with at least one layer');
+		const { threads } = wiring.video;
+		const codec = wiring.output.codec as 'VP8' | 'H264';
 		const transcoder = await VideoTranscoder.create({
 			input: wiring.input.codec as 'VP8' | 'H264',
-			output: { codec: wiring.output.codec as 'VP8' | 'H264', width: wiring.video.width, height: wiring.video.height, fps: wiring.video.fps, bitrateKbps: wiring.video.bitrateKbps, threads: wiring.video.threads },
+			outputs: wiring.video.layers.map(({ width, height, fps, bitrateKbps }) => ({ codec, width, height, fps, bitrateKbps, threads })),
 		});
 		const track = new VideoTrack(wiring, transcoder, events);
 		try {
 			track.#sockets = await TrackSockets.open(wiring, {
 				rtp: (packet, now) => track.#onRtp(packet, now),
 				outputRtcp: (messages) => {
-					for (const message of messages) if (message.type === 'pli' || message.type === 'fir') track.requestKeyframe();
+					for (const message of messages) if (message.type === 'pli' || message.type === 'fir') track.requestKeyframe(message.mediaSsrc);
 				},
 			});
 		} catch (error) {
@@ -115,9 +146,14 @@ export class VideoTrack {
 		return track;
 	}
 
-	/** A viewer asked (PLI/FIR at the re-encoded producer): the next picture allowed becomes a keyframe. */
-	requestKeyframe(): void {
-		this.#keyframes.request();
+	/**
+	 * A viewer asked (PLI/FIR at the re-encoded producer, for one layer's SSRC: a
+	 * new viewer, or one switched to that layer): that layer's next picture allowed
+	 * becomes a keyframe. Without a known SSRC, every layer's.
+	 */
+	requestKeyframe(ssrc?: number): void {
+		const layer = ssrc === undefined ? undefined : this.#layerBySsrc.get(ssrc);
+		for (const target of layer ? [layer] : this.#layers) target.keyframes.request();
 		// With no input frame coming soon (input broken), serve it from the last picture.
 		if (!this.#busy && this.#transcoder.hasPicture && performance.now() - this.#lastSentAt > this.#frameIntervalMs * 2) void this.#run();
 	}
@@ -216,35 +252,59 @@ export class VideoTrack {
 
 	#repeatWanted(now: number): boolean {
 		if (!this.#transcoder.hasPicture) return false;
-		const pending = this.#keyframes.pendingAt();
-		if (pending !== undefined && now >= pending) return true;
+		for (const layer of this.#layers) {
+			const pending = layer.keyframes.pendingAt();
+			if (pending !== undefined && now >= pending) return true;
+		}
 		if (this.#queue.length > 0 || now - this.#lastPacketAt >= REPEAT_FOR_MS) return false;
 		return this.#needKeyframe ? now - this.#lastSentAt >= REPEAT_AFTER_MS : now - this.#lastSentAt >= REPEAT_AFTER_SILENCE_MS && now - this.#lastPacketAt >= REPEAT_AFTER_SILENCE_MS;
 	}
 
+	/**
+	 * Encodes the latest picture for every layer due (top first: most viewers'
+	 * layer, and the one whose latency audio follows), each with its own
+	 * keyframe decision, and sends each layer's packets under its SSRC. All
+	 * layers carry the picture's one RTP timestamp.
+	 */
 	async #encodeAndSend(frame: EncodedFrame | undefined): Promise<void> {
 		const now = performance.now();
-		const keyframe = this.#keyframes.due(now);
 		let pts = Math.round(now * 90);
 		if (pts <= this.#lastPts) pts = this.#lastPts + 1;
 		this.#lastPts = pts;
-		const pictures = await this.#transcoder.encode({ pts90k: pts, keyframe });
-		if (this.#closed) return;
-		// RTP time from the wall clock: continuous across engine restarts, and equal to send time,
-		// which is how mediasoup stamps its sender reports (so audio and video line up at viewers).
-		const timestamp = (this.#wiring.output.timestampBase + Math.round(Date.now() * 90)) >>> 0;
-		const sentAt = performance.now();
-		for (const picture of pictures) {
-			const payloads = this.#packetizer.packetize(picture.data, picture.keyframe);
-			for (const packet of this.#sender.packets(payloads, timestamp)) {
-				this.#sockets?.sendRtp(packet);
-				this.#second.bytes += packet.length;
+		let timestamp: number | undefined;
+		let firstSentAt: number | undefined;
+		for (let i = this.#layers.length - 1; i >= 0; i--) {
+			const layer = this.#layers[i]!;
+			const keyframe = layer.keyframes.due(now);
+			// A layer at a lower frame rate skips pictures, but never a keyframe it owes.
+			if (!keyframe && now - layer.lastEncodedAt < layer.minGapMs) continue;
+			const pictures = await this.#transcoder.encode({ pts90k: pts, keyframe, layer: i });
+			if (this.#closed) return;
+			if (pictures.length === 0) continue;
+			// RTP time from the wall clock: continuous across engine restarts, and equal to send time,
+			// which is how mediasoup stamps its sender reports (so audio and video line up at viewers).
+			timestamp ??= (this.#wiring.output.timestampBase + Math.round(Date.now() * 90)) >>> 0;
+			const sentAt = performance.now();
+			firstSentAt ??= sentAt;
+			layer.lastEncodedAt = now;
+			for (const picture of pictures) {
+				const payloads = layer.packetizer.packetize(picture.data, picture.keyframe);
+				for (const packet of layer.sender.packets(payloads, timestamp)) {
+					this.#sockets?.sendRtp(packet);
+					this.#second.bytes += packet.length;
+					layer.second.bytes += packet.length;
+				}
+				if (picture.keyframe) layer.keyframes.made(sentAt);
+				layer.framesEncoded += 1;
+				layer.second.encoded += 1;
 			}
-			if (picture.keyframe) this.#keyframes.made(sentAt);
-			this.#framesEncoded += 1;
-			this.#second.encoded += 1;
+			// The first packets of a layer get a sender report at once: until mediasoup has one per layer it cannot switch viewers.
+			if (layer.lastReportAt === Number.NEGATIVE_INFINITY) this.#sendReport(layer, sentAt);
 		}
-		if (pictures.length === 0) return;
+		if (firstSentAt === undefined) return;
+		const sentAt = firstSentAt;
+		this.#framesEncoded += 1;
+		this.#second.encoded += 1;
 		this.#lastSentAt = sentAt;
 		this.#firstOutputAt ??= sentAt;
 		if (frame) {
@@ -259,8 +319,19 @@ export class VideoTrack {
 		this.#events.sent?.(frame ? sentAt - frame.receivedAt : undefined);
 	}
 
+	/** A sender report for one layer: the wall clock and the RTP time it maps to (the same mapping for every layer). */
+	#sendReport(layer: Layer, now: number): void {
+		layer.lastReportAt = now;
+		const wallMs = Date.now();
+		const rtpTimestamp = (this.#wiring.output.timestampBase + Math.round(wallMs * 90)) >>> 0;
+		this.#sockets?.sendOutputRtcp(buildSenderReport(layer.wiring.ssrc, wallMs, rtpTimestamp, layer.sender.packetCount, layer.sender.octetCount));
+	}
+
 	#tick(): void {
 		const now = performance.now();
+		for (const layer of this.#layers) {
+			if (layer.sender.packetCount > 0 && now - layer.lastReportAt >= SENDER_REPORT_INTERVAL_MS) this.#sendReport(layer, now);
+		}
 		this.#drainJitter(now);
 		const nacks = this.#jitter.nacks(now);
 		if (nacks.length > 0) this.#sockets?.sendInputRtcp(buildNack(RTCP_SENDER_SSRC, this.#wiring.input.ssrc, nacks));
@@ -275,6 +346,10 @@ export class VideoTrack {
 	#endSecond(): void {
 		this.#lastSecond = this.#second;
 		this.#second = { encoded: 0, skipped: 0, repeated: 0, bytes: 0, latencies: [] };
+		for (const layer of this.#layers) {
+			layer.lastSecond = layer.second;
+			layer.second = { encoded: 0, bytes: 0 };
+		}
 		// The first seconds are not real time yet (codec start-up, the backlog of the first keyframe's GOP).
 		if (this.#firstOutputAt === undefined || performance.now() - this.#firstOutputAt < WARM_UP_MS) return;
 		const effort = this.#governor.second({ encoded: this.#lastSecond.encoded, skipped: this.#lastSecond.skipped, latencyP95: percentile(this.#lastSecond.latencies, 95) });
@@ -300,16 +375,31 @@ export class VideoTrack {
 
 	get stats(): EngineTrackStats {
 		const jitter = this.#jitter.stats;
-		const keyframes = this.#keyframes.counts;
+		const layers: EngineLayerStats[] = this.#layers.map((layer) => {
+			const counts = layer.keyframes.counts;
+			const size = this.#transcoder.outputSizeOf(layer.index);
+			return {
+				ssrc: layer.wiring.ssrc,
+				width: size.width,
+				height: size.height,
+				fps: layer.lastSecond.encoded,
+				bitrateKbps: Math.round((layer.lastSecond.bytes * 8) / 1000),
+				framesEncoded: layer.framesEncoded,
+				keyframes: counts.made,
+				keyframesOnDemand: counts.onDemand,
+				keyframeRequestsReceived: counts.requestsReceived,
+			};
+		});
+		const sum = (key: 'keyframes' | 'keyframesOnDemand' | 'keyframeRequestsReceived'): number => layers.reduce((total, layer) => total + layer[key], 0);
 		return {
 			kind: 'video',
 			health: this.health,
 			fps: this.#lastSecond.encoded,
 			bitrateKbps: Math.round((this.#lastSecond.bytes * 8) / 1000),
 			framesEncoded: this.#framesEncoded,
-			keyframes: keyframes.made,
-			keyframesOnDemand: keyframes.onDemand,
-			keyframeRequestsReceived: keyframes.requestsReceived,
+			keyframes: sum('keyframes'),
+			keyframesOnDemand: sum('keyframesOnDemand'),
+			keyframeRequestsReceived: sum('keyframeRequestsReceived'),
 			upstreamKeyframeRequests: this.#upstreamRequests,
 			nacksSent: jitter.nacksSent,
 			packetsRepaired: jitter.repaired,
@@ -321,6 +411,7 @@ export class VideoTrack {
 			latencyMsP95: percentile(this.#lastSecond.latencies, 95),
 			effort: this.#transcoder.effort,
 			...(this.#startupMs !== undefined ? { startupMs: Math.round(this.#startupMs) } : {}),
+			layers,
 		};
 	}
 

@@ -1,7 +1,8 @@
 /**
  * Decodes a broadcaster's video (VP8 frames or H264 Annex B access units) and
- * encodes it again, one picture in, one picture out, with keyframes exactly
- * where the caller asks for them. Runs inside the libav engine process, on
+ * encodes it again, one picture in, one picture out per rendition (the layers
+ * of a simulcast ladder, each scaled from the one decoded picture by its own
+ * encoder), with keyframes exactly where the caller asks for them. Runs inside the libav engine process, on
  * node-av's low-level API: the high-level `Encoder` helper clears a frame's
  * picture type, so it cannot force a keyframe at a given frame.
  *
@@ -58,7 +59,10 @@ export type EffortLevel = 0 | 1 | 2;
 
 export interface VideoTranscoderOptions {
 	input: VideoCodec;
-	output: VideoOutput;
+	/** One rendition. */
+	output?: VideoOutput;
+	/** Several renditions (a simulcast ladder), each encoded by its own encoder from the one decoded picture; `encode({ layer })` picks one. */
+	outputs?: VideoOutput[];
 }
 
 export interface VideoTranscoderStats {
@@ -86,9 +90,22 @@ const NO_AUTOMATIC_KEYFRAMES = 1 << 30;
 
 type Size = { width: number; height: number };
 
+/** One rendition's encoder and its scaled copy of the latest picture. */
+interface Rendition {
+	output: VideoOutput;
+	encoder: CodecContext | undefined;
+	encoderEffort: EffortLevel;
+	forceKeyframe: boolean;
+	lastPts: number | undefined;
+	scaler: SoftwareScaleContext | undefined;
+	scalerKey: string;
+	scaled: Frame | undefined;
+	scaledKey: string;
+}
+
 export class VideoTranscoder {
 	readonly #input: VideoCodec;
-	readonly #output: VideoOutput;
+	readonly #renditions: Rendition[];
 	readonly #decoder: CodecContext;
 	readonly #packet: Packet;
 	/** The latest good decoded picture, and a frame to receive the next one into. */
@@ -100,16 +117,7 @@ export class VideoTranscoder {
 	/** After a decode error, pictures are not taken until a keyframe decodes. */
 	#awaitingKeyframe = false;
 
-	#encoder: CodecContext | undefined;
-	#encoderEffort: EffortLevel = 0;
 	#effort: EffortLevel = 0;
-	#forceKeyframe = true;
-	#lastPts: number | undefined;
-
-	#scaler: SoftwareScaleContext | undefined;
-	#scalerKey = '';
-	#scaled: Frame | undefined;
-	#scaledKey = '';
 
 	readonly #calls = new NativeCallQueue(() => this.#free());
 	readonly #stats: VideoTranscoderStats = { decoded: 0, decodeErrors: 0, encoded: 0, keyframes: 0, decodeMs: 0, encodeMs: 0 };
@@ -119,7 +127,7 @@ export class VideoTranscoder {
 		const transcoder = new VideoTranscoder(options);
 		try {
 			await transcoder.#openDecoder();
-			await transcoder.#openEncoder(0);
+			for (const rendition of transcoder.#renditions) await transcoder.#openEncoder(rendition, 0);
 		} catch (error) {
 			transcoder.close();
 			throw error;
@@ -127,9 +135,19 @@ export class VideoTranscoder {
 		return transcoder;
 	}
 
-	private constructor({ input, output }: VideoTranscoderOptions) {
+	private constructor({ input, output, outputs }: VideoTranscoderOptions) {
 		this.#input = input;
-		this.#output = { ...output };
+		this.#renditions = (outputs ?? [output!]).map((o) => ({
+			output: { ...o },
+			encoder: undefined,
+			encoderEffort: 0,
+			forceKeyframe: true,
+			lastPts: undefined,
+			scaler: undefined,
+			scalerKey: '',
+			scaled: undefined,
+			scaledKey: '',
+		}));
 		this.#decoder = new CodecContext();
 		this.#packet = new Packet();
 		this.#packet.alloc();
@@ -155,9 +173,18 @@ export class VideoTranscoder {
 		return this.#effort;
 	}
 
-	/** The size of the pictures the next encode() makes (half size at effort 2). */
+	/** The size of the pictures the next encode() of a layer (default the first) makes (half size at effort 2). */
 	get outputSize(): Size {
-		return outputSizeAt(this.#output, this.#effort);
+		return this.outputSizeOf(0);
+	}
+
+	outputSizeOf(layer: number): Size {
+		return outputSizeAt(this.#rendition(layer).output, this.#effort);
+	}
+
+	/** Renditions (layers) this transcoder encodes. */
+	get layers(): number {
+		return this.#renditions.length;
 	}
 
 	/** Size of the latest decoded picture. */
@@ -187,20 +214,29 @@ export class VideoTranscoder {
 	 * Encodes the latest decoded picture (the same one again when none was
 	 * decoded since: repeating the last good picture), scaled to the output
 	 * size. `pts90k`: 90 kHz timestamp of this output picture, strictly
-	 * increasing. `keyframe`: make this picture a keyframe (the first picture,
-	 * and the first after an effort change, are keyframes anyway). Returns one
-	 * picture, or none if no picture was ever decoded.
+	 * increasing per layer. `keyframe`: make this picture a keyframe (the first
+	 * picture, and the first after an effort change, are keyframes anyway).
+	 * `layer`: which rendition (default 0). Returns one picture, or none if no
+	 * picture was ever decoded.
 	 */
-	encode({ pts90k, keyframe }: { pts90k: number; keyframe: boolean }): Promise<EncodedPicture[]> {
+	encode({ pts90k, keyframe, layer = 0 }: { pts90k: number; keyframe: boolean; layer?: number }): Promise<EncodedPicture[]> {
 		if (this.#calls.closed) return Promise.reject(new ClosedError('VideoTranscoder'));
-		if (!Number.isFinite(pts90k) || (this.#lastPts !== undefined && pts90k <= this.#lastPts)) {
+		const rendition = this.#renditions[layer];
+		if (!rendition) return Promise.reject(new InvalidOptionError(`encode(): layer ${layer} does not exist; layers are 0 to ${this.#renditions.length - 1}`));
+		if (!Number.isFinite(pts90k) || (rendition.lastPts !== undefined && pts90k <= rendition.lastPts)) {
 			return Promise.reject(
-				new InvalidOptionError(`encode(): pts90k ${pts90k} must be a number greater than the last one (${this.#lastPts})`),
+				new InvalidOptionError(`encode(): pts90k ${pts90k} must be a number greater than the last one (${rendition.lastPts})`),
 			);
 		}
-		this.#lastPts = pts90k;
-		if (keyframe) this.#forceKeyframe = true;
-		return this.#calls.run([], () => this.#encode(pts90k));
+		rendition.lastPts = pts90k;
+		if (keyframe) rendition.forceKeyframe = true;
+		return this.#calls.run([], () => this.#encode(rendition, pts90k));
+	}
+
+	#rendition(layer: number): Rendition {
+		const rendition = this.#renditions[layer];
+		if (!rendition) throw new InvalidOptionError(`layer ${layer} does not exist; layers are 0 to ${this.#renditions.length - 1}`);
+		return rendition;
 	}
 
 	/** Takes effect at the next encode(), which reopens the encoder and makes a keyframe. */
@@ -259,23 +295,24 @@ export class VideoTranscoder {
 		return 'error';
 	}
 
-	async #encode(pts90k: number): Promise<EncodedPicture[]> {
+	async #encode(rendition: Rendition, pts90k: number): Promise<EncodedPicture[]> {
 		if (!this.#hasPicture) return [];
 		const started = performance.now();
+		const { output } = rendition;
 		try {
-			if (this.#encoderEffort !== this.#effort || !this.#encoder) await this.#openEncoder(this.#effort);
-			const encoder = this.#encoder!;
-			const picture = await this.#pictureForEncoder();
+			if (rendition.encoderEffort !== this.#effort || !rendition.encoder) await this.#openEncoder(rendition, this.#effort);
+			const encoder = rendition.encoder!;
+			const picture = await this.#pictureForEncoder(rendition);
 			picture.pts = BigInt(Math.round(pts90k));
-			picture.duration = BigInt(Math.round(90_000 / this.#output.fps));
-			picture.pictType = this.#forceKeyframe ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
-			this.#forceKeyframe = false;
-			FFmpegError.throwIfError(await encoder.sendFrame(picture), `${this.#output.codec} encoder: send a picture`);
+			picture.duration = BigInt(Math.round(90_000 / output.fps));
+			picture.pictType = rendition.forceKeyframe ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+			rendition.forceKeyframe = false;
+			FFmpegError.throwIfError(await encoder.sendFrame(picture), `${output.codec} encoder: send a picture`);
 			const pictures: EncodedPicture[] = [];
 			for (;;) {
 				const received = await encoder.receivePacket(this.#packet);
 				if (received === AVERROR_EAGAIN) break;
-				FFmpegError.throwIfError(received, `${this.#output.codec} encoder: receive a packet`);
+				FFmpegError.throwIfError(received, `${output.codec} encoder: receive a packet`);
 				const keyframe = this.#packet.isKeyframe;
 				pictures.push({ data: Buffer.from(this.#packet.data!), keyframe });
 				this.#packet.unref();
@@ -288,37 +325,37 @@ export class VideoTranscoder {
 		}
 	}
 
-	/** The latest picture at the output size in yuv420p: itself when it already is, else a scaled copy made once per picture. */
-	async #pictureForEncoder(): Promise<Frame> {
+	/** The latest picture at a rendition's size in yuv420p: itself when it already is, else a scaled copy made once per picture. */
+	async #pictureForEncoder(rendition: Rendition): Promise<Frame> {
 		const source = this.#latest;
-		const { width, height } = outputSizeAt(this.#output, this.#encoderEffort);
+		const { width, height } = outputSizeAt(rendition.output, rendition.encoderEffort);
 		if (source.format === AV_PIX_FMT_YUV420P && source.width === width && source.height === height) return source;
 		const scaledKey = `${this.#pictureSerial} ${width}x${height}`;
-		if (this.#scaled && this.#scaledKey === scaledKey) return this.#scaled;
+		if (rendition.scaled && rendition.scaledKey === scaledKey) return rendition.scaled;
 
 		// Rebuilt when the input size or format, or the output size, changes.
 		const scalerKey = `${source.width}x${source.height}/${source.format} ${width}x${height}`;
-		if (!this.#scaler || this.#scalerKey !== scalerKey) {
-			this.#scaler?.freeContext();
-			this.#scaler = new SoftwareScaleContext();
-			this.#scaler.getContext(source.width, source.height, source.format as never, width, height, AV_PIX_FMT_YUV420P, SWS_BILINEAR);
-			this.#scalerKey = scalerKey;
+		if (!rendition.scaler || rendition.scalerKey !== scalerKey) {
+			rendition.scaler?.freeContext();
+			rendition.scaler = new SoftwareScaleContext();
+			rendition.scaler.getContext(source.width, source.height, source.format as never, width, height, AV_PIX_FMT_YUV420P, SWS_BILINEAR);
+			rendition.scalerKey = scalerKey;
 		}
-		if (!this.#scaled || this.#scaled.width !== width || this.#scaled.height !== height) {
-			this.#scaled?.free();
-			this.#scaled = newFrame();
-			this.#scaled.width = width;
-			this.#scaled.height = height;
-			this.#scaled.format = AV_PIX_FMT_YUV420P;
-			FFmpegError.throwIfError(this.#scaled.allocBuffer(), 'allocate a scaled picture');
+		if (!rendition.scaled || rendition.scaled.width !== width || rendition.scaled.height !== height) {
+			rendition.scaled?.free();
+			rendition.scaled = newFrame();
+			rendition.scaled.width = width;
+			rendition.scaled.height = height;
+			rendition.scaled.format = AV_PIX_FMT_YUV420P;
+			FFmpegError.throwIfError(rendition.scaled.allocBuffer(), 'allocate a scaled picture');
 		} else {
 			// The encoder may still hold a reference to the last scaled picture.
-			FFmpegError.throwIfError(this.#scaled.makeWritable(), 'make the scaled picture writable');
+			FFmpegError.throwIfError(rendition.scaled.makeWritable(), 'make the scaled picture writable');
 		}
-		this.#scaledKey = '';
-		FFmpegError.throwIfError(await this.#scaler.scaleFrame(this.#scaled, source), 'scale a picture');
-		this.#scaledKey = scaledKey;
-		return this.#scaled;
+		rendition.scaledKey = '';
+		FFmpegError.throwIfError(await rendition.scaler.scaleFrame(rendition.scaled, source), 'scale a picture');
+		rendition.scaledKey = scaledKey;
+		return rendition.scaled;
 	}
 
 	async #openDecoder(): Promise<void> {
@@ -326,7 +363,7 @@ export class VideoTranscoder {
 		if (!codec) throw new EngineError(`node-av has no ${this.#input} decoder; reinstall node-av`);
 		this.#decoder.allocContext3(codec);
 		// Slice threads only: frame threads would hold pictures back, one frame per thread.
-		this.#decoder.threadCount = this.#output.threads;
+		this.#decoder.threadCount = this.#renditions[0]!.output.threads;
 		this.#decoder.threadType = FF_THREAD_SLICE;
 		// H264: output each picture at once instead of guessing a reorder delay.
 		this.#decoder.setFlags(AV_CODEC_FLAG_LOW_DELAY);
@@ -334,12 +371,12 @@ export class VideoTranscoder {
 		if (opened < 0) throw libavError(`open the ${this.#input} decoder`, opened);
 	}
 
-	/** (Re)opens the encoder for an effort; its first picture will be a keyframe. */
-	async #openEncoder(effort: EffortLevel): Promise<void> {
-		this.#encoder?.freeContext();
-		this.#encoder = undefined;
-		const { codec: codecName, fps, bitrateKbps, threads } = this.#output;
-		const { width, height } = outputSizeAt(this.#output, effort);
+	/** (Re)opens a rendition's encoder for an effort; its first picture will be a keyframe. */
+	async #openEncoder(rendition: Rendition, effort: EffortLevel): Promise<void> {
+		rendition.encoder?.freeContext();
+		rendition.encoder = undefined;
+		const { codec: codecName, fps, bitrateKbps, threads } = rendition.output;
+		const { width, height } = outputSizeAt(rendition.output, effort);
 		const codec = Codec.findEncoderByName(codecName === 'VP8' ? FF_ENCODER_LIBVPX_VP8 : FF_ENCODER_LIBX264);
 		if (!codec) throw new EngineError(`node-av has no ${codecName} encoder; reinstall node-av`);
 		const encoder = new CodecContext();
@@ -396,19 +433,21 @@ export class VideoTranscoder {
 		} finally {
 			dictionary.free();
 		}
-		this.#encoder = encoder;
-		this.#encoderEffort = effort;
-		this.#forceKeyframe = true;
+		rendition.encoder = encoder;
+		rendition.encoderEffort = effort;
+		rendition.forceKeyframe = true;
 	}
 
 	#free(): void {
-		this.#encoder?.freeContext();
-		this.#encoder = undefined;
+		for (const rendition of this.#renditions) {
+			rendition.encoder?.freeContext();
+			rendition.encoder = undefined;
+			rendition.scaler?.freeContext();
+			rendition.scaler = undefined;
+			rendition.scaled?.free();
+			rendition.scaled = undefined;
+		}
 		this.#decoder.freeContext();
-		this.#scaler?.freeContext();
-		this.#scaler = undefined;
-		this.#scaled?.free();
-		this.#scaled = undefined;
 		this.#latest.free();
 		this.#receiving.free();
 		this.#packet.free();
@@ -483,8 +522,16 @@ export function libavError(what: string, code: number): EngineError {
 }
 
 function validateOptions(options: VideoTranscoderOptions): void {
-	const { input, output } = options ?? {};
+	const { input, output, outputs } = options ?? {};
 	if (input !== 'VP8' && input !== 'H264') throw new InvalidOptionError(`input must be 'VP8' or 'H264', not ${String(input)}`);
+	if ((output === undefined) === (outputs === undefined)) throw new InvalidOptionError('give either output (one rendition) or outputs (a ladder), not both or neither');
+	if (outputs !== undefined && (!Array.isArray(outputs) || outputs.length === 0 || outputs.length > 8)) {
+		throw new InvalidOptionError(`outputs must list 1 to 8 renditions, not ${Array.isArray(outputs) ? outputs.length : String(outputs)}`);
+	}
+	for (const rendition of outputs ?? [output!]) validateOutput(rendition);
+}
+
+function validateOutput(output: VideoOutput): void {
 	if (!output || (output.codec !== 'VP8' && output.codec !== 'H264')) {
 		throw new InvalidOptionError(`output.codec must be 'VP8' or 'H264', not ${String(output?.codec)}`);
 	}

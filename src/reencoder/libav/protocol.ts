@@ -25,8 +25,9 @@ export interface TrackWiring {
 	output: {
 		codec: VideoCodecName | 'opus';
 		payloadType: number;
+		/** Audio's SSRC (video: each layer has its own, in `video.layers`). */
 		ssrc: number;
-		/** Sequence number of this run's first packet (continues the last run's). */
+		/** Sequence number of this run's first packet (continues the last run's). Audio; video per layer. */
 		firstSequenceNumber: number;
 		/** Random RTP timestamp offset of the track, the same in every run. */
 		timestampBase: number;
@@ -40,13 +41,13 @@ export interface TrackWiring {
 		remoteRtcpPort: number;
 	};
 	video?: {
-		width: number;
-		height: number;
+		/** Input frame rate (the top layer's): the pace the engine expects pictures at. */
 		fps: number;
-		bitrateKbps: number;
 		threads: number;
 		keyframeIntervalMs: number;
 		minKeyframeIntervalMs: number;
+		/** The simulcast ladder, lowest first: one rendition per layer, each its own SSRC (an encoding of the one producer). */
+		layers: LayerWiring[];
 	};
 	audio?: {
 		/** Decode and encode Opus again instead of passing it through. */
@@ -57,6 +58,31 @@ export interface TrackWiring {
 	upstreamKeyframeIntervalMs: number;
 	/** Ask the broadcaster for a keyframe when none has come this long after the first packet, ms. */
 	firstKeyframeTimeoutMs: number;
+}
+
+/** One layer of the re-encoded video: its rendition and its RTP stream. */
+export interface LayerWiring {
+	width: number;
+	height: number;
+	fps: number;
+	bitrateKbps: number;
+	ssrc: number;
+	/** Sequence number of this run's first packet of this layer (continues the last run's). */
+	firstSequenceNumber: number;
+}
+
+/** One layer's counters. */
+export interface EngineLayerStats {
+	ssrc: number;
+	width: number;
+	height: number;
+	/** Pictures per second and kbit/s over the last second. */
+	fps: number;
+	bitrateKbps: number;
+	framesEncoded: number;
+	keyframes: number;
+	keyframesOnDemand: number;
+	keyframeRequestsReceived: number;
 }
 
 export type HealthState = 'ok' | 'degraded' | 'stalled';
@@ -95,6 +121,8 @@ export interface EngineTrackStats {
 	audioDelayMs?: number;
 	/** First keyframe from the broadcaster to the first re-encoded frame leaving, ms. */
 	startupMs?: number;
+	/** Video: per layer of the ladder, lowest first (the totals above add them up; fps is of input pictures encoded). */
+	layers?: EngineLayerStats[];
 }
 
 export type ParentMessage =
