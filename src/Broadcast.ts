@@ -8,7 +8,7 @@ import type { RtpIngestEndpoint } from './broadcast/ingest/rtp.js';
 import { KeyframeCounter } from './broadcast/KeyframeCounter.js';
 import { Pipeline } from './broadcast/Pipeline.js';
 import type { BroadcastContext, BroadcastEvents, BroadcastStats } from './broadcast/types.js';
-import { ClosedError } from './errors.js';
+import { ClosedError, ConflictError, InvalidOptionError, NotFoundError } from './errors.js';
 import type { FanOut } from './fanout/FanOut.js';
 import type { RtpStreamDescription } from './ingest/rtpDescription.js';
 import type { Logger } from './logger.js';
@@ -38,6 +38,8 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 	readonly #audience: Audience;
 	#pipeline!: Pipeline;
 	#closed = false;
+	/** The simulcast layer ceiling (options.video.maxLayer, changed through setMaxLayer). */
+	#maxLayer: number;
 	readonly #onWorkerDied = ({ index }: { index: number }): void => this.#workerDied(index);
 
 	private constructor(options: BroadcastOptions, context: BroadcastContext) {
@@ -47,7 +49,8 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		this.#context = context;
 		this.#logger = context.logger.child({ module: 'Broadcast', broadcastId: this.id });
 		const { pool, budget, workerConsumers } = context;
-		this.#audience = new Audience({ broadcastId: this.id, pool, budget, workerConsumers, keyframes: this.#keyframes, logger: context.logger });
+		this.#maxLayer = options.video.maxLayer;
+		this.#audience = new Audience({ broadcastId: this.id, pool, budget, workerConsumers, keyframes: this.#keyframes, maxLayer: () => this.#maxLayer, logger: context.logger });
 		this.#audience.on('viewerjoined', (viewer) => this.emit('viewerjoined', viewer));
 		this.#audience.on('viewerleft', (event) => this.emit('viewerleft', event));
 		context.pool.on('workerdied', this.#onWorkerDied);
@@ -137,11 +140,48 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 		return (await this.#ready()).openPipeIngest(remote);
 	}
 
-	/** Adds a viewer from a WebRTC SDP offer (WHEP, werift, a browser); the answer carries the viewer's own payload types. */
-	async addViewer(offerSdp: string): Promise<{ viewer: Viewer; answer: string }> {
+	/**
+	 * Adds a viewer from a WebRTC SDP offer (WHEP, werift, a browser); the answer carries the viewer's own payload types.
+	 * `maxLayer`: the highest layer of the simulcast ladder this viewer wants (0: the lowest); default: as high as the broadcast allows.
+	 */
+	async addViewer(offerSdp: string, options: { maxLayer?: number } = {}): Promise<{ viewer: Viewer; answer: string }> {
+		if (options.maxLayer !== undefined) this.#checkLayer(options.maxLayer, 'maxLayer');
 		await this.#ready();
-		const { viewer, result } = await this.#audience.join(offerPlan(offerSdp, this.#audience.tracks, this.#viewerTransport(), this.#logger));
+		const { viewer, result } = await this.#audience.join(offerPlan(offerSdp, this.#audience.tracks, this.#viewerTransport(), this.#logger), { ...(options.maxLayer !== undefined ? { preferred: options.maxLayer } : {}) });
 		return { viewer, answer: result };
+	}
+
+	/** Layers of the re-encoded video's simulcast ladder (1: a single rendition, or baseline mode). */
+	get layerCount(): number {
+		return this.options.mode === 'relay' ? this.options.video.ladder.length : 1;
+	}
+
+	/** The highest layer any viewer gets now (0: the lowest). */
+	get maxLayer(): number {
+		return this.#maxLayer;
+	}
+
+	/** Sets the broadcast's layer ceiling: viewers above it are moved down at once, viewers' own maxima stay below it. */
+	async setMaxLayer(layer: number): Promise<void> {
+		this.#checkLayer(layer, 'maxLayer');
+		this.#maxLayer = layer;
+		await this.#audience.setLayerCeiling(layer);
+	}
+
+	/** A viewer's own maximum layer (undefined: no limit of its own). */
+	async setViewerMaxLayer(viewerId: string, layer: number | undefined): Promise<void> {
+		const viewer = this.#audience.viewers.get(viewerId);
+		if (!viewer) throw new NotFoundError(`no viewer "${viewerId}" in broadcast "${this.id}" (it left, or never joined)`);
+		if (layer !== undefined) this.#checkLayer(layer, 'maxLayer');
+		if (!viewer.layers) throw new ConflictError(`viewer "${viewerId}" receives a single rendition: broadcast "${this.id}" has no simulcast ladder`);
+		await viewer.layers.setPreferred(layer);
+	}
+
+	#checkLayer(layer: number, name: string): void {
+		const top = this.layerCount - 1;
+		if (!Number.isInteger(layer) || layer < 0 || layer > top) {
+			throw new InvalidOptionError(`${name} must be a layer of broadcast "${this.id}": 0 (lowest) to ${top}, not ${String(layer)}`);
+		}
 	}
 
 	/** Adds a plain-RTP viewer sending to `remote` (load-test sinks with SRTP, measuring decoders without). */
@@ -179,6 +219,11 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 			viewers: this.#audience.viewers.size,
 			keyframeRequests: this.#keyframes.counts,
 			reencoders: this.#pipeline?.encoder.reencoderStats ?? [],
+			layers: {
+				ladder: this.options.mode === 'relay' ? this.options.video.ladder : [],
+				maxLayer: this.#maxLayer,
+				...this.#audience.layerStats(this.layerCount),
+			},
 			routers,
 			workersInUse: [...new Set(routers.map((r) => r.workerIndex))].sort(),
 			broadcasterBitrate: {},

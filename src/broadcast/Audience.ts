@@ -4,11 +4,14 @@ import { FanOut, type FanOutOptions, type PublishedTrack } from '../fanout/FanOu
 import type { Logger } from '../logger.js';
 import type { JoinPlan, ViewerTransport } from '../viewers/joinPlans.js';
 import { Viewer, type ViewerCloseReason } from '../viewers/Viewer.js';
+import { ViewerLayers, type ViewerLayersInfo } from '../viewers/ViewerLayers.js';
 import { watchFirstKeyframe } from '../viewers/watchFirstKeyframe.js';
 import type { KeyframeCounter } from './KeyframeCounter.js';
 
 export interface AudienceOptions extends Omit<FanOutOptions, 'onPipe'> {
 	keyframes: KeyframeCounter;
+	/** The broadcast's simulcast layer ceiling now (0: the lowest layer). */
+	maxLayer(): number;
 }
 
 export interface AudienceEvents {
@@ -27,6 +30,8 @@ export class Audience extends EventEmitter<AudienceEvents> {
 	readonly #options: AudienceOptions;
 	readonly #logger: Logger;
 	readonly #viewers = new Map<string, Viewer>();
+	/** Layer switches and time per layer of viewers gone (the running totals include them). */
+	readonly #layerHistory = new LayerTotals();
 	#fanOut: FanOut;
 	#closed = false;
 
@@ -49,6 +54,24 @@ export class Audience extends EventEmitter<AudienceEvents> {
 		return this.#fanOut.tracks;
 	}
 
+	/** Viewers per current layer, and running totals of switches and seconds per layer (viewers gone included). */
+	layerStats(layerCount: number): { viewersPerLayer: number[]; switches: number; secondsPerLayer: number[] } {
+		const totals = new LayerTotals(this.#layerHistory);
+		const viewersPerLayer = new Array<number>(layerCount).fill(0);
+		for (const viewer of this.#viewers.values()) {
+			if (!viewer.layers) continue;
+			const info = viewer.layers.info;
+			totals.add(info);
+			if (info.current !== null && info.current < layerCount) viewersPerLayer[info.current]! += 1;
+		}
+		return { viewersPerLayer, switches: totals.switches, secondsPerLayer: totals.seconds(layerCount) };
+	}
+
+	/** The broadcast's layer ceiling changed: every viewer of the ladder follows. */
+	async setLayerCeiling(ceiling: number): Promise<void> {
+		await Promise.all([...this.#viewers.values()].map((v) => v.layers?.setCeiling(ceiling).catch(() => undefined)));
+	}
+
 	setTracks(tracks: PublishedTrack[]): void {
 		this.#fanOut.setTracks(tracks);
 	}
@@ -58,7 +81,7 @@ export class Audience extends EventEmitter<AudienceEvents> {
 	 * each track it consumes into that router and consumes it, then lets the
 	 * plan finish (connect, answer). On any failure nothing is left behind.
 	 */
-	async join<T extends ViewerTransport, R>(plan: JoinPlan<T, R>): Promise<{ viewer: Viewer; result: R }> {
+	async join<T extends ViewerTransport, R>(plan: JoinPlan<T, R>, layers?: { preferred?: number }): Promise<{ viewer: Viewer; result: R }> {
 		if (this.#closed) throw new ClosedError('broadcast audience');
 		const fanOut = this.#fanOut;
 		const placement = fanOut.assign(plan.payloadTypes, plan.tracks.length);
@@ -72,7 +95,12 @@ export class Audience extends EventEmitter<AudienceEvents> {
 				const producer = await fanOut.pipedProducer(placement.entry, track);
 				const consumeOptions = plan.consumeOptions(router, track, producer.id);
 				if (!consumeOptions) continue;
-				const consumer = await transport.consume(consumeOptions);
+				// A ladder: start the viewer no higher than it and the broadcast allow (mediasoup then picks by bandwidth).
+				const ceiling = this.#options.maxLayer();
+				const consumer = await transport.consume({
+					...consumeOptions,
+					...(track.kind === 'video' && producer.type === 'simulcast' ? { preferredLayers: { spatialLayer: ViewerLayers.target(ceiling, layers?.preferred), temporalLayer: 0 } } : {}),
+				});
 				consumed.push({ track, consumer });
 				await this.#options.keyframes.watchConsumer(consumer, 'fromViewers');
 			}
@@ -84,6 +112,7 @@ export class Audience extends EventEmitter<AudienceEvents> {
 				transport,
 				consumers: consumed.map((c) => c.consumer),
 				release: () => fanOut.release(kept),
+				layers: { ceiling: this.#options.maxLayer(), ...(layers?.preferred !== undefined ? { preferred: layers.preferred } : {}) },
 				logger: this.#logger,
 			});
 			plan.started?.(viewer, transport);
@@ -101,6 +130,7 @@ export class Audience extends EventEmitter<AudienceEvents> {
 			this.#viewers.set(viewer.id, viewer);
 			viewer.once('@close', (reason) => {
 				this.#viewers.delete(viewer.id);
+				if (viewer.layers) this.#layerHistory.add(viewer.layers.info);
 				this.emit('viewerleft', { viewerId: viewer.id, reason });
 			});
 			this.emit('viewerjoined', viewer);
@@ -149,5 +179,26 @@ export class Audience extends EventEmitter<AudienceEvents> {
 			// Requests that reach a re-encoded producer end there: that is what relay mode absorbs.
 			onPipe: (consumer) => void keyframes.watchPipe(consumer).catch(() => undefined),
 		});
+	}
+}
+
+/** Running totals of layer switches and seconds per layer. */
+class LayerTotals {
+	switches = 0;
+	readonly #seconds: number[] = [];
+
+	constructor(from?: LayerTotals) {
+		if (!from) return;
+		this.switches = from.switches;
+		this.#seconds.push(...from.#seconds);
+	}
+
+	add(info: ViewerLayersInfo): void {
+		this.switches += info.switches;
+		info.secondsPerLayer.forEach((seconds, layer) => (this.#seconds[layer] = (this.#seconds[layer] ?? 0) + seconds));
+	}
+
+	seconds(layerCount: number): number[] {
+		return Array.from({ length: Math.max(layerCount, this.#seconds.length) }, (_, layer) => Math.round((this.#seconds[layer] ?? 0) * 10) / 10);
 	}
 }

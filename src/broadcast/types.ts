@@ -33,6 +33,17 @@ export interface BroadcastStats {
 	viewers: number;
 	keyframeRequests: KeyframeRequestStats;
 	reencoders: TrackReencoderStats[];
+	/**
+	 * The re-encoded video's simulcast ladder (lowest first) and its viewers: how many
+	 * are on each layer now, layer switches and seconds per layer since the start.
+	 */
+	layers: {
+		ladder: Array<{ width: number; height: number; bitrateKbps: number; fps: number }>;
+		maxLayer: number;
+		viewersPerLayer: number[];
+		switches: number;
+		secondsPerLayer: number[];
+	};
 	routers: RouterInfo[];
 	workersInUse: number[];
 	/** Bitrate the broadcaster sends, bit/s, per kind (from mediasoup producer stats). */

@@ -4,6 +4,7 @@ import type { types as ms } from 'mediasoup';
 import { ClosedError } from '../errors.js';
 import type { ViewerPlacement } from '../fanout/FanOut.js';
 import type { Logger } from '../logger.js';
+import { ViewerLayers, type ViewerLayersInfo } from './ViewerLayers.js';
 
 export interface ViewerTransportOptions {
 	/** Addresses the WebRtcTransport listens on (and announces). */
@@ -32,6 +33,8 @@ export interface ViewerInfo {
 	consumers: Array<{ id: string; kind: ms.MediaKind; paused: boolean }>;
 	iceState: ms.IceState;
 	dtlsState: ms.DtlsState;
+	/** The simulcast layer of its video (a re-encoded ladder only). */
+	layers?: ViewerLayersInfo;
 }
 
 export interface ViewerOptions {
@@ -40,6 +43,8 @@ export interface ViewerOptions {
 	consumers: ms.Consumer[];
 	/** Gives the placement back to the fan-out; called once, when the viewer closes. */
 	release(): void;
+	/** Simulcast: the broadcast's layer ceiling and the viewer's own maximum, if any. */
+	layers?: { ceiling: number; preferred?: number };
 	logger: Logger;
 }
 
@@ -56,14 +61,18 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 	readonly #transport: ms.WebRtcTransport | ms.PlainTransport;
 	readonly #consumers: ms.Consumer[];
 	readonly #release: () => void;
+	/** The simulcast layer of its video consumer, when it consumes a ladder. */
+	readonly layers: ViewerLayers | undefined;
 	#closed = false;
 
-	constructor({ placement, transport, consumers, release, logger }: ViewerOptions) {
+	constructor({ placement, transport, consumers, release, layers, logger }: ViewerOptions) {
 		super();
 		this.#placement = placement;
 		this.#transport = transport;
 		this.#consumers = consumers;
 		this.#release = release;
+		const simulcast = consumers.find((c) => c.kind === 'video' && c.type === 'simulcast');
+		this.layers = simulcast ? new ViewerLayers(simulcast, layers ?? { ceiling: Number.MAX_SAFE_INTEGER }) : undefined;
 		for (const consumer of consumers) {
 			consumer.on('producerclose', () => {
 				logger.debug({ viewerId: this.id, kind: consumer.kind }, 'consumed producer closed');
@@ -96,6 +105,7 @@ export class Viewer extends EventEmitter<ViewerEvents> {
 			consumers: this.#consumers.map((c) => ({ id: c.id, kind: c.kind, paused: c.paused })),
 			iceState: 'iceState' in this.#transport ? this.#transport.iceState : 'completed',
 			dtlsState: 'dtlsState' in this.#transport ? this.#transport.dtlsState : 'connected',
+			...(this.layers ? { layers: this.layers.info } : {}),
 		};
 	}
 
