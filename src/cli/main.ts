@@ -11,6 +11,8 @@ import { resolveFfmpeg } from '../ffmpeg/binary.js';
 import { FfmpegProcess } from '../ffmpeg/FfmpegProcess.js';
 import { ENGINES, SCENARIOS } from '../harness/scenarios.js';
 import type { RelayStats } from '../Relay.js';
+import type { ClusterView } from '../cluster/ClusterNode.js';
+import { clusterReport } from '../cluster/report.js';
 import { relayRequest, RelayRefusedError, RelayUnreachableError, type RelayRequest } from '../relayClient.js';
 import { loadServiceConfig } from '../service/config.js';
 import { startService } from '../service/Service.js';
@@ -124,6 +126,9 @@ program
 	.option('--listen-ip <ip>', 'IP the WebRTC transports listen on (default 127.0.0.1)')
 	.option('--announced-ip <ip>', 'IP announced in ICE candidates (behind NAT)')
 	.option('--ffmpeg <path>', 'FFmpeg binary')
+	.option('--cluster <redis-url>', 'join a cluster whose state is in this Redis (README, Cluster)')
+	.option('--node-id <id>', 'this node\'s id in the cluster (default: the host name)')
+	.option('--public-url <url>', 'base URL other nodes and redirected viewers reach this node at')
 	.addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
 	.option('--print-config', 'print the merged configuration and exit')
 	.action(async (flags) => {
@@ -143,6 +148,7 @@ program
 				adminTokens: flags.adminToken,
 				logLevel: flags.logLevel,
 				...(Object.keys(relay).length ? { relay } : {}),
+				...(flags.cluster || flags.nodeId || flags.publicUrl ? { cluster: { redisUrl: flags.cluster, nodeId: flags.nodeId, publicUrl: flags.publicUrl } } : {}),
 			},
 		});
 		if (flags.printConfig) {
@@ -243,7 +249,13 @@ program
 	.option('-r, --relay <url>', 'relay base URL', 'http://127.0.0.1:8080')
 	.option('-t, --token <token>', 'admin bearer token')
 	.option('--json', 'print the raw JSON')
+	.option('--cluster', 'show the cluster instead: nodes, load, each broadcast\'s origin, edges and pull tree')
 	.action(async (flags) => {
+		if (flags.cluster) {
+			const view = await api<ClusterView>(flags.relay, '/api/cluster', { token: flags.token });
+			process.stdout.write(flags.json ? `${JSON.stringify(view, null, 2)}\n` : clusterReport(view));
+			return;
+		}
 		const status = await api<RelayStats>(
 			flags.relay,
 			'/api/status',

@@ -3,9 +3,12 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { Counter } from 'prom-client';
 import { pino } from 'pino';
+import type { ClusterNode } from '../cluster/ClusterNode.js';
+import { registerClusterRoutes, startClusterNode } from '../cluster/service.js';
 import { InvalidOptionError } from '../errors.js';
 import { createRelay, type Relay } from '../Relay.js';
 import type { Logger } from '../logger.js';
+import { authorize } from './auth.js';
 import { BroadcastCreator } from './broadcasts.js';
 import type { ServiceConfig } from './config.js';
 import { startDemoBroadcast, type DemoBroadcast } from './demo.js';
@@ -23,6 +26,8 @@ export interface Service {
 	/** http://host:port the service listens on. */
 	readonly url: string;
 	readonly demo?: DemoBroadcast;
+	/** This node of the cluster (config.cluster set). */
+	readonly cluster?: ClusterNode;
 	/** Stops accepting requests, ends every session, stops FFmpeg and the workers. Idempotent. */
 	close(): Promise<void>;
 }
@@ -84,7 +89,18 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 	// /metrics lists every broadcast id and its load: it takes the metrics tokens or the admin tokens, and is open only when there are neither.
 	registerOperations(app, relay, metrics, requests, [...config.metricsTokens, ...config.adminTokens]);
 	const creator = new BroadcastCreator(relay, config.maxBroadcasts);
-	registerSdpEndpoints(app, { relay, sessions, config, creator });
+	// Cluster mode: the node registers in Redis before it serves (a Redis it cannot reach at start is a configuration error).
+	const cluster = config.cluster
+		? await startClusterNode({ config, relay, sessions, creator, logger }).catch(async (error: unknown) => {
+				await relay.close();
+				throw error;
+			})
+		: undefined;
+	if (cluster) {
+		registerClusterRoutes(app, cluster, { retryAfterSeconds: config.retryAfterSeconds, authorize: (request, reply) => authorize(request, reply, config.adminTokens, 'admin') });
+		cluster.registerMetrics(metrics.registry);
+	}
+	registerSdpEndpoints(app, { relay, sessions, config, creator, cluster });
 	registerApi(app, { relay, sessions, config, creator });
 
 	const pages = {
@@ -109,6 +125,7 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		if (config.demo) demo = await startDemoBroadcast(relay, config.demo, logger);
 	} catch (error) {
 		await app.close();
+		await cluster?.close();
 		await relay.close();
 		throw error;
 	}
@@ -124,10 +141,13 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		sessions,
 		url,
 		demo,
+		cluster,
 		close() {
 			closing ??= (async () => {
 				logger.info('shutting down: no new requests, ending sessions, stopping FFmpeg and workers');
 				const closed = app.close();
+				// Leaves the cluster first: origin leases released and edges told, pulls closed.
+				await cluster?.close();
 				sessions.endAll();
 				await demo?.close();
 				await relay.close();

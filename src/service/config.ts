@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { InvalidOptionError } from '../errors.js';
+import { clusterOptionsSchema } from '../cluster/options.js';
 import { formatIssues, relayOptionsSchema } from '../options.js';
 
 const tokenList = z.array(z.string().min(8, 'tokens must be at least 8 characters')).default([]);
@@ -33,6 +34,8 @@ export const serviceConfigSchema = z.strictObject({
 	retryAfterSeconds: z.number().int().min(1).default(5),
 	/** Log level of the service's pino logger. Default "info". */
 	logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+	/** Cluster mode: Redis, this node's id and public URL, leases, pull limits (README, Cluster). Default: none (a single host). */
+	cluster: clusterOptionsSchema.optional(),
 	/** Relay (mediasoup workers, FFmpeg, ports, budgets): see the relay options. */
 	relay: relayOptionsSchema.prefault({}),
 });
@@ -49,6 +52,10 @@ export const ENVIRONMENT: Record<string, { path: string[]; type: 'string' | 'num
 	BROADCAST_RELAY_METRICS_TOKENS: { path: ['metricsTokens'], type: 'list' },
 	BROADCAST_RELAY_DEMO: { path: ['demo'], type: 'string' },
 	BROADCAST_RELAY_LOG_LEVEL: { path: ['logLevel'], type: 'string' },
+	BROADCAST_RELAY_CLUSTER: { path: ['cluster', 'redisUrl'], type: 'string' },
+	BROADCAST_RELAY_NODE_ID: { path: ['cluster', 'nodeId'], type: 'string' },
+	BROADCAST_RELAY_PUBLIC_URL: { path: ['cluster', 'publicUrl'], type: 'string' },
+	BROADCAST_RELAY_CLUSTER_MAX_EDGE_PULLS: { path: ['cluster', 'maxEdgePulls'], type: 'number' },
 	BROADCAST_RELAY_WORKERS: { path: ['relay', 'workers'], type: 'number' },
 	BROADCAST_RELAY_LISTEN_IP: { path: ['relay', 'listenIp'], type: 'string' },
 	BROADCAST_RELAY_ANNOUNCED_IP: { path: ['relay', 'announcedIp'], type: 'string' },

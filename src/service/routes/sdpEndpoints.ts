@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConflictError, NotFoundError } from '../../errors.js';
+import type { ClusterNode } from '../../cluster/ClusterNode.js';
+import { redirectedHere, redirectLocation } from '../../cluster/service.js';
 import type { Relay } from '../../Relay.js';
 import { parseOffer } from '../../sdp/parseOffer.js';
 import { authorize } from '../auth.js';
@@ -13,6 +15,8 @@ interface Context {
 	sessions: SessionRegistry;
 	config: ServiceConfig;
 	creator: BroadcastCreator;
+	/** Cluster mode: WHIP claims the origin, WHEP is placed in the cluster (here, pulled, or redirected). */
+	cluster?: ClusterNode;
 }
 
 type Params = { broadcast: string };
@@ -40,7 +44,7 @@ function methodNotAllowed(allow: string) {
  * every candidate, so trickle PATCHes are acknowledged and not needed.
  */
 export function registerSdpEndpoints(app: FastifyInstance, context: Context): void {
-	const { relay, sessions, config, creator } = context;
+	const { relay, sessions, config, creator, cluster } = context;
 
 	for (const protocol of ['whip', 'whep'] as const) {
 		const resource = `/${protocol}/:broadcast`;
@@ -71,6 +75,11 @@ export function registerSdpEndpoints(app: FastifyInstance, context: Context): vo
 			}
 			const id = request.params.broadcast;
 			try {
+				if (cluster && protocol === 'whip') await cluster.claimOrigin(id);
+				if (cluster && protocol === 'whep') {
+					const placed = await cluster.placeViewer(id, redirectedHere(request));
+					if (placed.kind === 'redirect') return reply.code(307).header('location', redirectLocation(placed.url, request.url)).send();
+				}
 				const created = await (protocol === 'whip' ? startPublication(id, request.body) : startViewer(id, request.body));
 				return reply.code(201).headers({ location: created.url, etag: created.etag }).type('application/sdp').send(created.answer);
 			} catch (error) {

@@ -1,0 +1,228 @@
+import type { Broadcast } from '../Broadcast.js';
+import { ClusterUnavailableError } from './errors.js';
+import type { Logger } from '../logger.js';
+import { relayRequest, RelayRefusedError } from '../relayClient.js';
+import type { ClusterOptions } from './options.js';
+import { pickUpstreams, type NodeRecord } from './placement.js';
+
+export interface EdgeOptions {
+	broadcastId: string;
+	/** The node the stream comes from. */
+	origin: string;
+	self: { id: string; url: string };
+	options: ClusterOptions;
+	/** Admin token for the upstream's pull API. */
+	token?: string;
+	/** Creates the local broadcast the edge fans out (baseline mode: edges never re-encode). */
+	createBroadcast(): Promise<Broadcast>;
+	/** Ends a local HTTP session by id (the pipe-ingest sessions the upstream opened here). */
+	endSession(id: string): void;
+	/** The cluster's nodes, read fresh. */
+	nodes(): Promise<NodeRecord[]>;
+	/** Pulls of this broadcast that this node serves to other edges. */
+	servedPulls(): number;
+	/** Called when the pull changes (downstream edges must pull again). */
+	onRepull(): void;
+	/** Called once, when the edge has closed. */
+	onClosed(): void;
+	logger: Logger;
+}
+
+interface Upstream {
+	node: string;
+	url: string;
+	pullId: string;
+	/** Pipe-ingest session ids here, one per track. */
+	sessions: string[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * This node as an edge of a broadcast: a local broadcast in baseline mode whose
+ * sources are pipes from an upstream node (the origin, or an edge when the
+ * origin serves its limit of pulls), pulled once and fanned out to the local
+ * viewers. Re-pulls when the upstream goes or the origin changes; stops pulling
+ * (and closes its broadcast) when idle for edgeLingerMs, or when orphaned.
+ */
+export class Edge {
+	readonly broadcastId: string;
+	readonly #options: EdgeOptions;
+	readonly #logger: Logger;
+	#origin: string;
+	#broadcast?: Broadcast;
+	#upstream?: Upstream;
+	#pulling?: Promise<void>;
+	#dropping = false;
+	#linger?: NodeJS.Timeout;
+	#orphanSince?: number;
+	#closed = false;
+
+	private constructor(options: EdgeOptions) {
+		this.#options = options;
+		this.broadcastId = options.broadcastId;
+		this.#origin = options.origin;
+		this.#logger = options.logger.child({ module: 'Edge', broadcastId: options.broadcastId });
+	}
+
+	/** Creates the local broadcast and pulls; on failure nothing is left behind. */
+	static async open(options: EdgeOptions): Promise<Edge> {
+		const edge = new Edge(options);
+		try {
+			const broadcast = await options.createBroadcast();
+			edge.#broadcast = broadcast;
+			broadcast.on('sourceclosed', () => {
+				// The upstream ended its pipes (it re-pulled, or its broadcast ended): pull again unless this edge did it.
+				if (!edge.#dropping && !edge.#closed) edge.repull('upstream closed its pipes');
+			});
+			broadcast.on('viewerleft', () => edge.checkIdle());
+			broadcast.on('viewerjoined', () => edge.checkIdle());
+			edge.#pulling = edge.#pull().finally(() => (edge.#pulling = undefined));
+			await edge.#pulling;
+		} catch (error) {
+			await edge.close('pull failed');
+			throw error;
+		}
+		return edge;
+	}
+
+	get closed(): boolean {
+		return this.#closed;
+	}
+
+	get origin(): string {
+		return this.#origin;
+	}
+
+	get upstream(): string | undefined {
+		return this.#upstream?.node;
+	}
+
+	get broadcast(): Broadcast | undefined {
+		return this.#broadcast;
+	}
+
+	get live(): boolean {
+		return !this.#closed && this.#upstream !== undefined && this.#pulling === undefined && (this.#broadcast?.live ?? false);
+	}
+
+	/** Waits out a pull in progress; throws when the edge could not become live. */
+	async ready(): Promise<void> {
+		await this.#pulling;
+		const deadline = performance.now() + 2000;
+		// Sources are produced by the upstream's calls; the broadcast is live once every kind is published.
+		while (!this.live && !this.#closed && performance.now() < deadline) await sleep(50);
+		if (!this.live) throw new ClusterUnavailableError(`this node's pull of "${this.broadcastId}" is not live; try again in a moment`);
+	}
+
+	/** Drops the current pull and pulls again (from `origin` when it changed). Coalesces with a pull in progress. */
+	repull(reason: string, origin?: string): Promise<void> {
+		if (this.#closed) return Promise.resolve();
+		if (origin) this.#origin = origin;
+		this.#orphanSince = undefined;
+		if (this.#pulling) return this.#pulling;
+		this.#logger.info({ reason, origin: this.#origin }, 'pulling again');
+		this.#dropUpstream();
+		this.#options.onRepull();
+		this.#pulling = this.#pull()
+			.catch((error: unknown) => {
+				this.#logger.warn({ err: error }, 'could not pull again; closing the edge');
+				void this.close('re-pull failed');
+			})
+			.finally(() => (this.#pulling = undefined));
+		return this.#pulling;
+	}
+
+	/**
+	 * Heartbeat check against the current cluster view: the upstream's node gone
+	 * (its lease ran out) → pull again; the origin lease moved → pull from the new
+	 * origin; no origin at all for orphanMs → close.
+	 */
+	check(nodes: readonly NodeRecord[], origin: string | undefined): void {
+		if (this.#closed || this.#pulling) return;
+		if (origin === undefined || !nodes.some((n) => n.id === origin)) {
+			this.#orphanSince ??= performance.now();
+			if (performance.now() - this.#orphanSince > this.#options.options.orphanMs) void this.close('origin gone');
+			return;
+		}
+		this.#orphanSince = undefined;
+		if (origin !== this.#origin) void this.repull('origin moved', origin);
+		else if (this.#upstream && !nodes.some((n) => n.id === this.#upstream!.node)) void this.repull('upstream node gone');
+	}
+
+	/** Starts the linger timer when nothing uses this edge (no viewer, no downstream pull); stops it when something does. */
+	checkIdle(): void {
+		if (this.#closed) return;
+		const idle = (this.#broadcast?.viewers.size ?? 0) === 0 && this.#options.servedPulls() === 0;
+		if (!idle) {
+			clearTimeout(this.#linger);
+			this.#linger = undefined;
+			return;
+		}
+		this.#linger ??= setTimeout(() => {
+			this.#linger = undefined;
+			if ((this.#broadcast?.viewers.size ?? 0) === 0 && this.#options.servedPulls() === 0) void this.close('idle');
+		}, this.#options.options.edgeLingerMs);
+	}
+
+	async #pull(): Promise<void> {
+		const { options, self, broadcastId, token } = this.#options;
+		const deadline = performance.now() + options.pullTimeoutMs;
+		let last: unknown;
+		while (!this.#closed) {
+			const nodes = await this.#options.nodes();
+			for (const node of pickUpstreams(nodes, broadcastId, this.#origin, options.maxEdgePulls, self.id)) {
+				try {
+					const pulled = await relayRequest<{ pullId: string; sessionUrls: string[] }>(node.url, '/api/cluster/pulls', {
+						method: 'POST',
+						body: { broadcast: broadcastId, node: self.id, url: self.url },
+						token,
+					});
+					const sessions = pulled.sessionUrls.map((u) => decodeURIComponent(u.split('/').at(-1)!));
+					if (this.#closed) {
+						for (const id of sessions) this.#options.endSession(id);
+						return;
+					}
+					this.#upstream = { node: node.id, url: node.url, pullId: pulled.pullId, sessions };
+					this.#logger.info({ upstream: node.id, origin: this.#origin }, 'pulling');
+					this.checkIdle();
+					return;
+				} catch (error) {
+					last = error;
+					// A refusal (not live yet, its pull limit) or a node that is gone: try the next one.
+					this.#logger.debug({ err: error, upstream: node.id }, 'upstream refused the pull');
+				}
+			}
+			if (performance.now() > deadline) break;
+			await sleep(200);
+		}
+		if (this.#closed) return;
+		if (last instanceof RelayRefusedError && last.status === 503) throw new ClusterUnavailableError(`no node can serve another pull of "${broadcastId}"; try again later`);
+		throw new ClusterUnavailableError(`could not pull "${broadcastId}" from its origin ${this.#origin} within ${options.pullTimeoutMs} ms (${(last as Error | undefined)?.message ?? 'no node holds it'}); try again`);
+	}
+
+	/** Ends the local pipe-ingest sessions and (best effort, not awaited) the pull upstream. */
+	#dropUpstream(): void {
+		const upstream = this.#upstream;
+		this.#upstream = undefined;
+		if (!upstream) return;
+		this.#dropping = true;
+		try {
+			for (const id of upstream.sessions) this.#options.endSession(id);
+		} finally {
+			this.#dropping = false;
+		}
+		relayRequest(upstream.url, `/api/cluster/pulls/${encodeURIComponent(upstream.pullId)}`, { method: 'DELETE', token: this.#options.token }).catch(() => undefined);
+	}
+
+	/** Stops pulling and closes the local broadcast (and so its viewers). Idempotent. */
+	async close(reason: string): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		clearTimeout(this.#linger);
+		this.#logger.info({ reason }, 'edge closed');
+		this.#dropUpstream();
+		await this.#broadcast?.close();
+		this.#options.onClosed();
+	}
+}
