@@ -108,3 +108,19 @@ export class EngineError extends RelayError {
 		this.name = 'EngineError';
 	}
 }
+
+/** A request that needs a token came without one, or with one that is not valid (bad signature, expired, malformed). HTTP 401. */
+export class UnauthorizedError extends RelayError {
+	constructor(message: string) {
+		super('ERR_UNAUTHORIZED', message);
+		this.name = 'UnauthorizedError';
+	}
+}
+
+/** A valid token that does not grant this (play-only used to publish, another broadcast, no admin right). HTTP 403. */
+export class ForbiddenError extends RelayError {
+	constructor(message: string) {
+		super('ERR_FORBIDDEN', message);
+		this.name = 'ForbiddenError';
+	}
+}

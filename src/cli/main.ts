@@ -4,6 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino } from 'pino';
+import { mintToken, parseDuration } from '../auth/mintToken.js';
+import type { Permission } from '../auth/permissions.js';
 import type { BroadcastStats, RtpIngestEndpoint } from '../Broadcast.js';
 import { RelayError } from '../errors.js';
 import { testSourceArgs } from '../ffmpeg/args.js';
@@ -271,6 +273,40 @@ program
 		}
 		process.stdout.write(`\nbroadcasts:${status.broadcasts.length ? '' : ' none'}\n`);
 		for (const b of status.broadcasts) process.stdout.write(`  ${statsLine(b)}\n`);
+	});
+
+program
+	.command('token')
+	.description('mint a signed token (JWT, HS256) for publishing, playing or the admin API; the secret comes from --secret, BROADCAST_RELAY_TOKEN_SECRET or the config file')
+	.option('--publish <broadcast>', 'may publish to this broadcast (an id, or a pattern with *; repeatable)', collect)
+	.option('--play <broadcast>', 'may play this broadcast (an id, or a pattern with *; repeatable)', collect)
+	.option('--admin', 'may use the admin API and /metrics')
+	.option('--ttl <duration>', 'lifetime: 90s, 30m, 2h, 7d', '1h')
+	.option('-c, --config <file>', 'the relay\'s JSON config file, for signedTokens.secret, audience and issuer')
+	.option('--secret <secret>', 'HS256 secret (prefer BROADCAST_RELAY_TOKEN_SECRET: a flag shows in the process list)')
+	.option('--subject <name>', 'who the token is for ("sub", shown in the relay\'s logs)')
+	.action(async (flags) => {
+		const ttlSeconds = parseDuration(flags.ttl);
+		if (ttlSeconds === undefined) throw new CliError(`--ttl ${flags.ttl} is not a duration; give e.g. 90s, 30m, 2h or 7d`, EXIT.usage);
+		const config = loadServiceConfig({ file: flags.config, env: process.env, flags: flags.secret ? { signedTokens: { secret: flags.secret } } : {} });
+		const { secret, audience, issuer, jwksUrl, jwksFile } = config.signedTokens;
+		if (!secret) {
+			throw new CliError(
+				jwksUrl || jwksFile
+					? 'this relay checks tokens against a JWKS (public keys): mint them where the private key is, e.g. your identity provider'
+					: 'no secret: set BROADCAST_RELAY_TOKEN_SECRET (the relay\'s signedTokens.secret) or pass --secret or --config',
+				EXIT.usage,
+			);
+		}
+		const permissions: Permission[] = [
+			...(flags.publish ?? []).map((broadcast: string) => ({ action: 'publish' as const, broadcast })),
+			...(flags.play ?? []).map((broadcast: string) => ({ action: 'play' as const, broadcast })),
+			...(flags.admin ? [{ action: 'admin' as const }] : []),
+		];
+		const token = await mintToken({ secret, permissions, ttlSeconds, audience, issuer, subject: flags.subject });
+		process.stdout.write(`${token}\n`);
+		const grants = permissions.map((p) => (p.action === 'admin' ? 'admin' : `${p.action} ${p.broadcast}`)).join(', ');
+		process.stderr.write(`grants ${grants} until ${new Date(Date.now() + ttlSeconds * 1000).toISOString()}\n`);
 	});
 
 program

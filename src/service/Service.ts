@@ -3,16 +3,18 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { Counter } from 'prom-client';
 import { pino } from 'pino';
+import { AccessPolicy } from '../auth/AccessPolicy.js';
 import type { ClusterNode } from '../cluster/ClusterNode.js';
 import { registerClusterRoutes, startClusterNode } from '../cluster/service.js';
 import { InvalidOptionError } from '../errors.js';
 import { createRelay, type Relay } from '../Relay.js';
 import type { Logger } from '../logger.js';
-import { authorize } from './auth.js';
+import { authorizeRequest } from './auth.js';
 import { BroadcastCreator } from './broadcasts.js';
 import type { ServiceConfig } from './config.js';
 import { startDemoBroadcast, type DemoBroadcast } from './demo.js';
 import { registerApi } from './routes/api.js';
+import { registerLayerRoutes } from './routes/layers.js';
 import { createMetrics, redactUrl, registerOperations } from './routes/operations.js';
 import { registerSdpEndpoints } from './routes/sdpEndpoints.js';
 import { SessionRegistry } from './sessions.js';
@@ -28,6 +30,8 @@ export interface Service {
 	readonly demo?: DemoBroadcast;
 	/** This node of the cluster (config.cluster set). */
 	readonly cluster?: ClusterNode;
+	/** Who may do what (static and signed tokens): RTMP/SRT ingest checks stream keys with access.authorizeStreamKey(). */
+	readonly access: AccessPolicy;
 	/** Stops accepting requests, ends every session, stops FFmpeg and the workers. Idempotent. */
 	close(): Promise<void>;
 }
@@ -58,6 +62,8 @@ function listenError(error: unknown, host: string, port: number): unknown {
  */
 export async function startService(config: ServiceConfig, options: { logger?: Logger } = {}): Promise<Service> {
 	const logger = options.logger ?? pino({ level: config.logLevel, base: { app: 'broadcast-relay' } });
+	// Before anything is started: a JWKS file that cannot be read is a configuration error with nothing to undo.
+	const access = await AccessPolicy.create(config);
 	const relay = await createRelay({ ...config.relay, logger });
 	const sessions = new SessionRegistry();
 	const app: FastifyInstance = Fastify({
@@ -72,8 +78,8 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		logController: new LogController({ disableRequestLogging: true }),
 	});
 
-	if (config.ingestTokens.length === 0) logger.warn('no ingest tokens configured: anyone who reaches this service can publish');
-	if (config.adminTokens.length === 0) logger.warn('no admin tokens configured: the admin API is open');
+	if (access.isOpen({ action: 'publish', broadcastId: '*' })) logger.warn('no ingest tokens configured: anyone who reaches this service can publish');
+	if (access.isOpen({ action: 'admin' })) logger.warn('no admin tokens configured: the admin API is open');
 
 	app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string' }, (_request, body, done) =>
 		done(null, body),
@@ -86,8 +92,7 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		labelNames: ['route', 'method', 'status'],
 		registers: [metrics.registry],
 	});
-	// /metrics lists every broadcast id and its load: it takes the metrics tokens or the admin tokens, and is open only when there are neither.
-	registerOperations(app, relay, metrics, requests, [...config.metricsTokens, ...config.adminTokens]);
+	registerOperations(app, relay, metrics, requests, access);
 	const creator = new BroadcastCreator(relay, config.maxBroadcasts);
 	// Cluster mode: the node registers in Redis before it serves (a Redis it cannot reach at start is a configuration error).
 	const cluster = config.cluster
@@ -97,11 +102,12 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 			})
 		: undefined;
 	if (cluster) {
-		registerClusterRoutes(app, cluster, { retryAfterSeconds: config.retryAfterSeconds, authorize: (request, reply) => authorize(request, reply, config.adminTokens, 'admin') });
+		registerClusterRoutes(app, cluster, { retryAfterSeconds: config.retryAfterSeconds, authorize: (request, reply) => authorizeRequest(request, reply, access, { action: 'admin' }, 'admin') });
 		cluster.registerMetrics(metrics.registry);
 	}
-	registerSdpEndpoints(app, { relay, sessions, config, creator, cluster });
-	registerApi(app, { relay, sessions, config, creator });
+	registerSdpEndpoints(app, { relay, sessions, config, creator, access, cluster });
+	registerApi(app, { relay, sessions, config, creator, access });
+	registerLayerRoutes(app, { relay, config, access });
 
 	const pages = {
 		dashboard: await readFile(`${PUBLIC_DIR}dashboard.html`, 'utf8'),
@@ -142,6 +148,7 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		url,
 		demo,
 		cluster,
+		access,
 		close() {
 			closing ??= (async () => {
 				logger.info('shutting down: no new requests, ending sessions, stopping FFmpeg and workers');

@@ -6,6 +6,45 @@ import { formatIssues, relayOptionsSchema } from '../options.js';
 
 const tokenList = z.array(z.string().min(8, 'tokens must be at least 8 characters')).default([]);
 
+const loopbackHosts = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+const signedTokensSchema = z
+	.strictObject({
+		/** HS256 (or HS384/HS512) shared secret, at least 32 characters. Default: none. */
+		secret: z.string().min(32, 'the token secret must be at least 32 characters (openssl rand -base64 32)').optional(),
+		/** URL of a JWKS (public keys; https, or http on loopback), fetched and cached. Default: none. */
+		jwksUrl: z
+			.url()
+			.refine((value) => {
+				const url = new URL(value);
+				return url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.test(url.hostname));
+			}, 'the JWKS URL must be https (http only on loopback)')
+			.optional(),
+		/** JSON file holding a JWKS, read at start. Default: none. */
+		jwksFile: z.string().min(1).optional(),
+		/** The "aud" claim tokens must carry. Default "broadcast-relay". */
+		audience: z.string().min(1).default('broadcast-relay'),
+		/** The "iss" claim tokens must carry; unset: not checked. Default: unset. */
+		issuer: z.string().min(1).optional(),
+		/** Leeway for "exp" and "nbf" against clock skew, seconds. Default 30. */
+		clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+	})
+	.refine((t) => [t.secret, t.jwksUrl, t.jwksFile].filter(Boolean).length <= 1, 'give one of secret, jwksUrl and jwksFile, not several');
+
+const iceUrl = z.string().regex(/^(stun|stuns|turn|turns):[^\s<>",;]+$/, 'ICE server URLs look like turn:host:3478?transport=udp, turns:host:5349 or stun:host:3478');
+
+const turnSchema = z
+	.strictObject({
+		/** stun:, turn: and turns: URLs given to WHIP/WHEP clients. Default: none (no Link headers). */
+		urls: z.array(iceUrl).default([]),
+		/** Shared secret of the TURN server (coturn: use-auth-secret, static-auth-secret). Needed for turn(s): URLs. Default: none. */
+		secret: z.string().min(16, 'the TURN secret must be at least 16 characters (openssl rand -hex 32)').optional(),
+		/** How long TURN credentials are valid, seconds (a session relayed longer may lose its relay at a refresh). Default 86400. */
+		ttlSeconds: z.number().int().min(60).max(7 * 86_400).default(86_400),
+	})
+	.refine((t) => !t.urls.some((url) => /^turns?:/.test(url)) || t.secret !== undefined, 'turn: URLs need turn.secret (the TURN server\'s static-auth-secret)')
+	.refine((t) => t.secret === undefined || t.urls.some((url) => /^turns?:/.test(url)), 'turn.secret is set but no turn: URL is; add turn.urls');
+
 /** The service's whole configuration. Each field is documented once, here, with its default. */
 export const serviceConfigSchema = z.strictObject({
 	/** Address the HTTP server listens on. Default "127.0.0.1". */
@@ -18,6 +57,12 @@ export const serviceConfigSchema = z.strictObject({
 	adminTokens: tokenList,
 	/** Bearer tokens accepted for /metrics, besides the admin tokens. With neither configured, /metrics is open. */
 	metricsTokens: tokenList,
+	/** Signed tokens (JWT) accepted beside the static ones, with per-broadcast permissions (README, Signed tokens). Default: none. */
+	signedTokens: signedTokensSchema.prefault({}),
+	/** "public": anyone may play over WHEP; "token": WHEP needs a signed token with play permission for the broadcast. Default "public". */
+	playback: z.enum(['public', 'token']).default('public'),
+	/** TURN/STUN servers handed to WHIP/WHEP clients in Link headers, with time-limited TURN credentials (README, TURN). Default: none. */
+	turn: turnSchema.prefault({}),
 	/** Create a broadcast when a WHIP publisher posts to an unknown id. Default true. */
 	autoCreateBroadcasts: z.boolean().default(true),
 	/** Most broadcasts this node holds (WHIP auto-creation and POST /api/broadcasts get 503 beyond it). Default 32. */
@@ -51,6 +96,15 @@ export const ENVIRONMENT: Record<string, { path: string[]; type: 'string' | 'num
 	BROADCAST_RELAY_ADMIN_TOKENS: { path: ['adminTokens'], type: 'list' },
 	BROADCAST_RELAY_METRICS_TOKENS: { path: ['metricsTokens'], type: 'list' },
 	BROADCAST_RELAY_DEMO: { path: ['demo'], type: 'string' },
+	BROADCAST_RELAY_TOKEN_SECRET: { path: ['signedTokens', 'secret'], type: 'string' },
+	BROADCAST_RELAY_JWKS_URL: { path: ['signedTokens', 'jwksUrl'], type: 'string' },
+	BROADCAST_RELAY_JWKS_FILE: { path: ['signedTokens', 'jwksFile'], type: 'string' },
+	BROADCAST_RELAY_TOKEN_AUDIENCE: { path: ['signedTokens', 'audience'], type: 'string' },
+	BROADCAST_RELAY_TOKEN_ISSUER: { path: ['signedTokens', 'issuer'], type: 'string' },
+	BROADCAST_RELAY_PLAYBACK: { path: ['playback'], type: 'string' },
+	BROADCAST_RELAY_TURN_URLS: { path: ['turn', 'urls'], type: 'list' },
+	BROADCAST_RELAY_TURN_SECRET: { path: ['turn', 'secret'], type: 'string' },
+	BROADCAST_RELAY_TURN_TTL: { path: ['turn', 'ttlSeconds'], type: 'number' },
 	BROADCAST_RELAY_LOG_LEVEL: { path: ['logLevel'], type: 'string' },
 	BROADCAST_RELAY_CLUSTER: { path: ['cluster', 'redisUrl'], type: 'string' },
 	BROADCAST_RELAY_NODE_ID: { path: ['cluster', 'nodeId'], type: 'string' },
@@ -100,7 +154,7 @@ export function configFromEnvironment(env: NodeJS.ProcessEnv): Plain {
 			// A token variable that is set but holds nothing (an unset shell variable expanded into it) must not leave the service open.
 			const items = raw.split(',').map((t) => t.trim());
 			if (items.some((t) => t === '')) {
-				throw new InvalidOptionError(`${name} has an empty entry; give comma-separated tokens of 8 or more characters, or unset it`);
+				throw new InvalidOptionError(`${name} has an empty entry; give comma-separated ${name.endsWith('_TOKENS') ? 'tokens of 8 or more characters' : 'values'}, or unset it`);
 			}
 			setPath(out, path, items);
 			continue;

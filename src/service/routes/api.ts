@@ -5,7 +5,8 @@ import type { PipeIngest } from '../../Broadcast.js';
 import { InvalidOptionError, NotFoundError } from '../../errors.js';
 import { formatIssues } from '../../options.js';
 import type { Relay } from '../../Relay.js';
-import { authorize } from '../auth.js';
+import type { AccessPolicy } from '../../auth/AccessPolicy.js';
+import { authorizeRequest } from '../auth.js';
 import type { BroadcastCreator } from '../broadcasts.js';
 import type { ServiceConfig } from '../config.js';
 import { sendJsonError } from '../httpErrors.js';
@@ -16,6 +17,7 @@ interface Context {
 	sessions: SessionRegistry;
 	config: ServiceConfig;
 	creator: BroadcastCreator;
+	access: AccessPolicy;
 }
 
 const ip = z.string().refine((value) => isIP(value) !== 0, 'must be an IPv4 or IPv6 address');
@@ -59,28 +61,28 @@ function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
 type Id = { Params: { id: string } };
 
 /** The JSON API: broadcasts, stats, worker load, and the RTP and pipe ingest for other encoders and mediasoup apps. */
-export function registerApi(app: FastifyInstance, { relay, sessions, config, creator }: Context): void {
-	const admin = config.adminTokens;
-	const ingest = config.ingestTokens;
+export function registerApi(app: FastifyInstance, { relay, sessions, config, creator, access }: Context): void {
+	const admin = { action: 'admin' } as const;
+	const ingest = (broadcastId: string) => ({ action: 'publish', broadcastId }) as const;
 	const retry = config.retryAfterSeconds;
 
 	app.get('/api/status', async (request, reply) => {
-		if (!authorize(request, reply, admin, 'admin')) return reply;
+		if (!(await authorizeRequest(request, reply, access, admin, 'admin'))) return reply;
 		return relay.getStats();
 	});
 
 	app.get('/api/workers', async (request, reply) => {
-		if (!authorize(request, reply, admin, 'admin')) return reply;
+		if (!(await authorizeRequest(request, reply, access, admin, 'admin'))) return reply;
 		return relay.workerLoad();
 	});
 
 	app.get('/api/broadcasts', async (request, reply) => {
-		if (!authorize(request, reply, admin, 'admin')) return reply;
+		if (!(await authorizeRequest(request, reply, access, admin, 'admin'))) return reply;
 		return Promise.all([...relay.broadcasts.values()].map((b) => b.getStats()));
 	});
 
 	app.post('/api/broadcasts', async (request, reply) => {
-		if (!authorize(request, reply, admin, 'admin')) return reply;
+		if (!(await authorizeRequest(request, reply, access, admin, 'admin'))) return reply;
 		const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 		const empty = request.body === undefined && !type;
 		if (!empty && type !== 'application/json') {
@@ -96,7 +98,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 	});
 
 	app.get<Id>('/api/broadcasts/:id', async (request, reply) => {
-		if (!authorize(request, reply, admin, 'admin')) return reply;
+		if (!(await authorizeRequest(request, reply, access, admin, 'admin'))) return reply;
 		try {
 			return await relay.broadcast(request.params.id).getStats();
 		} catch (error) {
@@ -105,7 +107,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 	});
 
 	app.delete<Id>('/api/broadcasts/:id', async (request, reply) => {
-		if (!authorize(request, reply, admin, 'admin')) return reply;
+		if (!(await authorizeRequest(request, reply, access, admin, 'admin'))) return reply;
 		try {
 			await relay.deleteBroadcast(request.params.id);
 			return reply.code(204).send();
@@ -115,7 +117,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 	});
 
 	app.post<Id>('/api/broadcasts/:id/rtp-ingest', async (request, reply) => {
-		if (!authorize(request, reply, ingest, 'ingest')) return reply;
+		if (!(await authorizeRequest(request, reply, access, ingest(request.params.id), 'ingest'))) return reply;
 		try {
 			const body = parse(rtpIngestBody, request.body, 'RTP ingest body');
 			const broadcast = relay.broadcast(request.params.id);
@@ -127,7 +129,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 	});
 
 	app.post<Id>('/api/broadcasts/:id/pipe-ingest', async (request, reply) => {
-		if (!authorize(request, reply, ingest, 'ingest')) return reply;
+		if (!(await authorizeRequest(request, reply, access, ingest(request.params.id), 'ingest'))) return reply;
 		try {
 			const remote = parse(pipeOpenBody, request.body, 'pipe ingest body');
 			const broadcast = relay.broadcast(request.params.id);
@@ -142,7 +144,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 	});
 
 	app.post<{ Params: { id: string; session: string } }>('/api/broadcasts/:id/pipe-ingest/:session/producers', async (request, reply) => {
-		if (!authorize(request, reply, ingest, 'ingest')) return reply;
+		if (!(await authorizeRequest(request, reply, access, ingest(request.params.id), 'ingest'))) return reply;
 		try {
 			const session = sessions.get('pipe', request.params.id, request.params.session);
 			if (!session) throw new NotFoundError('no such pipe ingest session; open one with POST .../pipe-ingest');
@@ -155,7 +157,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 	});
 
 	app.delete<{ Params: { id: string; session: string } }>('/api/broadcasts/:id/pipe-ingest/:session', async (request, reply) => {
-		if (!authorize(request, reply, ingest, 'ingest')) return reply;
+		if (!(await authorizeRequest(request, reply, access, ingest(request.params.id), 'ingest'))) return reply;
 		const session = sessions.get('pipe', request.params.id, request.params.session);
 		if (!session) return reply.code(404).send({ error: 'ERR_NOT_FOUND', message: 'no such pipe ingest session' });
 		sessions.end(session.id);

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Relay, RelayStats } from '../../Relay.js';
-import { authorize } from '../auth.js';
+import type { AccessPolicy } from '../../auth/AccessPolicy.js';
+import { authorizeRequest } from '../auth.js';
 import type { SessionRegistry } from '../sessions.js';
 
 export interface Metrics {
@@ -89,6 +90,18 @@ export function createMetrics(relay: Relay, sessions: SessionRegistry): Metrics 
 	gauge('broadcast_relay_reencoder_running', "1 while a re-encoder's process runs, 0 while it is being restarted", ['broadcast', 'kind'], (g, s) => {
 		for (const b of s.broadcasts) for (const r of b.reencoders) g.set({ broadcast: b.id, kind: r.kind }, r.running ? 1 : 0);
 	});
+	gauge('broadcast_relay_layer_viewers', 'Viewers per simulcast layer of the re-encoded video (0: the lowest), now', ['broadcast', 'layer'], (g, s) => {
+		for (const b of s.broadcasts) if (b.layers.ladder.length > 1) b.layers.viewersPerLayer.forEach((n, layer) => g.set({ broadcast: b.id, layer: String(layer) }, n));
+	});
+	counter('broadcast_relay_layer_switches_total', "Layer changes mediasoup made for viewers of a ladder (bandwidth estimation, or a viewer's or the broadcast's limit)", ['broadcast'], (set, s) => {
+		for (const b of s.broadcasts) if (b.layers.ladder.length > 1) set({ broadcast: b.id }, b.layers.switches);
+	});
+	counter('broadcast_relay_layer_seconds_total', 'Seconds viewers spent on each simulcast layer (viewers gone included)', ['broadcast', 'layer'], (set, s) => {
+		for (const b of s.broadcasts) if (b.layers.ladder.length > 1) b.layers.secondsPerLayer.forEach((seconds, layer) => set({ broadcast: b.id, layer: String(layer) }, seconds));
+	});
+	gauge('broadcast_relay_reencoder_layer_bitrate_kbps', 'Re-encoded video bitrate per simulcast layer, kbit/s', ['broadcast', 'layer'], (g, s) => {
+		for (const b of s.broadcasts) for (const r of b.reencoders) r.layers?.forEach((layer, i) => g.set({ broadcast: b.id, layer: String(i) }, layer.bitrateKbps));
+	});
 	gauge('broadcast_relay_reencoder_health', 'Re-encoder health: 1 for its current state (ok, degraded, stalled), 0 for the others', ['broadcast', 'kind', 'engine', 'state'], (g, s) => {
 		for (const b of s.broadcasts) {
 			for (const r of b.reencoders) for (const state of ['ok', 'degraded', 'stalled']) g.set({ broadcast: b.id, kind: r.kind, engine: r.engine, state }, r.health.state === state ? 1 : 0);
@@ -171,13 +184,14 @@ export function redactUrl(url: string): string {
 	return url.replace(SECRET_PARAMS, '$1[redacted]');
 }
 
-export function registerOperations(app: FastifyInstance, relay: Relay, metrics: Metrics, requests: Counter, metricsTokens: readonly string[]): void {
+export function registerOperations(app: FastifyInstance, relay: Relay, metrics: Metrics, requests: Counter, access: AccessPolicy): void {
 	app.get('/healthz', async () => ({ status: 'ok' }));
 	app.get('/readyz', async (_request, reply) =>
 		relay.ready ? { status: 'ready' } : reply.code(503).header('retry-after', '1').send({ status: 'rebuilding workers' }),
 	);
 	app.get('/metrics', async (request, reply) => {
-		if (!authorize(request, reply, metricsTokens, 'metrics')) return reply;
+		// /metrics lists every broadcast id and its load: metrics or admin tokens; open only when no token could grant it.
+		if (!(await authorizeRequest(request, reply, access, { action: 'metrics' }, 'metrics'))) return reply;
 		await metrics.refresh();
 		return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
 	});
