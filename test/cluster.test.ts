@@ -241,4 +241,94 @@ describe('cluster: origin and edges on Redis, real node processes', () => {
 		expect(fourth.status).toBe(503);
 		expect(fourth.headers.get('retry-after')).not.toBeNull();
 	}, 60_000);
+
+	it('(e) Redis killed and restarted: viewers keep receiving, new placements get 503, the cluster view is whole again within 10 s', async () => {
+		await redis.stop();
+		const stoppedAt = performance.now();
+		// Serving viewers go on without Redis.
+		await Promise.all(viewers.map((v) => v.frames(10, 5000)));
+		// A placement that needs the cluster state is refused with 503 and Retry-After.
+		const refused = await postSdp(`${nodes.b!.url}/whep/another-broadcast`, 'v=0\r\n');
+		expect(refused.status).toBe(503);
+		expect(refused.headers.get('retry-after')).not.toBeNull();
+		expect(performance.now() - stoppedAt).toBeLessThan(8000);
+		await redis.start();
+		const restartedAt = performance.now();
+		await eventually(async () => {
+			const view = await clusterView(nodes.a!);
+			expect(view.redis).toBe('up');
+			expect(view.nodes.map((n) => n.id)).toEqual(['a', 'b', 'c']);
+			const entry = view.broadcasts.find((b) => b.id === BROADCAST);
+			expect(entry?.origin).toBe('a');
+			expect(entry?.edges.map((e) => e.node).sort()).toEqual(['b', 'c']);
+		}, 10_000, 250);
+		expect(performance.now() - restartedAt).toBeLessThan(10_000);
+		await Promise.all(viewers.map((v) => v.frames(5, 5000)));
+	}, 60_000);
+
+	it('(c) SIGKILL an edge: its viewers re-POST through the entry node and play within 3 s; its lease is gone within 5 s; nothing of it stays on A or C', async () => {
+		const onB = viewers.filter((v) => v.node === 'b');
+		expect(onB.length).toBeGreaterThan(0);
+		await kill(nodes.b!.child);
+		const killedAt = performance.now();
+		// The entry node (a load balancer's choice) is C here. WHEP clients re-POST when their session dies.
+		await Promise.all(
+			onB.map(async (viewer) => {
+				const from = performance.now();
+				await viewer.play(nodes.c!, Object.values(nodes));
+				await viewer.frames(5, 3000);
+				expect(performance.now() - from).toBeLessThan(3000);
+			}),
+		);
+		await eventually(async () => {
+			const view = await clusterView(nodes.a!);
+			expect(view.nodes.map((n) => n.id)).toEqual(['a', 'c']);
+		}, 5500, 100);
+		expect(performance.now() - killedAt).toBeLessThan(5500);
+		// A stops serving the dead edge's pull (its pipes) at its next heartbeat.
+		await eventually(async () => {
+			const view = await clusterView(nodes.a!);
+			expect(view.pulls.served.map((p) => p.node)).toEqual(['c']);
+			expect(view.broadcasts.find((b) => b.id === BROADCAST)?.edges.map((e) => e.node)).toEqual(['c']);
+		}, 3000, 100);
+		const onC = await clusterView(nodes.c!);
+		expect(onC.pulls.served).toEqual([]);
+		expect(onC.pulls.pulling).toEqual([{ broadcast: BROADCAST, upstream: 'a', origin: 'a', live: true }]);
+		const pipeSessions = (metrics: string) => Number(/broadcast_relay_http_sessions\{kind="pipe"\} (\d+)/.exec(metrics)?.[1]);
+		// C holds one pull of two tracks (video, audio): two pipe-ingest sessions, none left from anything else.
+		expect(pipeSessions(await (await fetch(`${nodes.c!.url}/metrics`)).text())).toBe(2);
+		expect(pipeSessions(await (await fetch(`${nodes.a!.url}/metrics`)).text())).toBe(0);
+	}, 60_000);
+
+	it('(d) SIGKILL the origin: the publisher re-publishes to another node, edges re-pull from it, viewers play again within 5 s', async () => {
+		// B back as an edge with a viewer, so that an edge other than the new origin re-pulls.
+		nodes.b = await startNode('b', redis.port);
+		const onNewB = new Viewer();
+		viewers.push(onNewB);
+		await onNewB.play(nodes.b, Object.values(nodes));
+		await onNewB.frames(5, 10_000);
+		expect(onNewB.node).toBe('b');
+
+		await kill(nodes.a!.child);
+		const killedAt = performance.now();
+		await publisher!.close();
+		publisher = new WeriftPublisher({ audio: true });
+		// The WHIP client reconnects, to C: A's lease has not run out, but A does not answer, so C takes over.
+		await publish(publisher, nodes.c!);
+		const alive = [nodes.b, nodes.c!];
+		await Promise.all(
+			viewers.map(async (viewer) => {
+				const entry = viewer.node === 'b' ? nodes.b! : nodes.c!;
+				await eventually(() => viewer.play(entry, alive), 5000, 200);
+				await viewer.frames(5, 5000);
+			}),
+		);
+		const elapsed = performance.now() - killedAt;
+		expect(elapsed).toBeLessThan(5000);
+		const view = await clusterView(nodes.c!);
+		const entry = view.broadcasts.find((b) => b.id === BROADCAST)!;
+		expect(entry.origin).toBe('c');
+		expect(entry.edges.map((e) => e.node)).toEqual(['b']);
+		expect(view.pulls.served.map((p) => p.node)).toEqual(['b']);
+	}, 60_000);
 });
