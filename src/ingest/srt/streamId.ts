@@ -1,0 +1,32 @@
+/**
+ * Which broadcast an SRT caller names in its streamid, and its key. Accepted:
+ *
+ * - the SRT access-control syntax: `#!::r=<broadcast>,m=publish[,s=<key>]`
+ *   (`m` defaults to publish; `s` is the key, as MediaMTX reads it; `u` ignored);
+ * - `publish:<broadcast>[:<key>]`;
+ * - a bare `<broadcast>` (a key can then only be absent).
+ *
+ * Any mode other than publish (request, bidirectional) is refused: the relay
+ * plays over WHEP, not over SRT.
+ */
+export function srtTarget(streamId: string): { broadcastId: string; key: string | undefined } | { error: string } {
+	if (streamId.startsWith('#!::')) {
+		const fields = new Map<string, string>();
+		for (const pair of streamId.slice(4).split(',')) {
+			const at = pair.indexOf('=');
+			if (at > 0) fields.set(pair.slice(0, at), pair.slice(at + 1));
+		}
+		const mode = fields.get('m') ?? 'publish';
+		if (mode !== 'publish') return { error: `streamid mode "${mode}" is not served; the relay takes publishers only (m=publish)` };
+		const broadcastId = fields.get('r');
+		if (!broadcastId) return { error: 'streamid has no resource (r=<broadcast>)' };
+		return { broadcastId, key: fields.get('s') };
+	}
+	if (streamId.startsWith('publish:')) {
+		const [, broadcastId = '', ...rest] = streamId.split(':');
+		return { broadcastId, key: rest.length > 0 ? rest.join(':') : undefined };
+	}
+	if (/^(read|play|request):/.test(streamId)) return { error: 'the relay takes publishers only over SRT; play over WHEP' };
+	if (streamId === '') return { error: 'no streamid; set streamid=publish:<broadcast>:<key> (or #!::r=<broadcast>,m=publish,s=<key>)' };
+	return { broadcastId: streamId, key: undefined };
+}
