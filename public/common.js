@@ -93,8 +93,33 @@
 	}
 
 	/**
-	 * WHIP/WHEP offer/answer exchange. Resolves to the answer SDP and the
-	 * absolute session URL; rejects with HttpError on any non-201 answer.
+	 * The ICE servers in an answer's Link headers (RFC 9725 §4.6), as
+	 * RTCIceServer objects: `<turn:…>; rel="ice-server"; username="…"; credential="…"`.
+	 * (src/turn/credentials.ts parses them the same way for Node clients.)
+	 */
+	function iceServersFromLinks(header) {
+		const servers = [];
+		if (!header) return servers;
+		const link = /<([^>]*)>((?:\s*;\s*[A-Za-z0-9*-]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,\s]*))?)*)/g;
+		const parameter = /;\s*([A-Za-z0-9*-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*))?/g;
+		for (const [, url, rest] of header.matchAll(link)) {
+			const params = new Map();
+			for (const [, name, raw = ''] of rest.matchAll(parameter)) {
+				params.set(name.toLowerCase(), raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw);
+			}
+			if (!(params.get('rel') ?? '').split(/\s+/).includes('ice-server')) continue;
+			const server = { urls: url };
+			if (params.has('username')) server.username = params.get('username');
+			if (params.has('credential')) server.credential = params.get('credential');
+			servers.push(server);
+		}
+		return servers;
+	}
+
+	/**
+	 * WHIP/WHEP offer/answer exchange. Resolves to the answer SDP, the
+	 * absolute session URL and the ICE servers (TURN) the answer's Link headers
+	 * carry; rejects with HttpError on any non-201 answer.
 	 */
 	async function exchangeSdp(endpoint, offerSdp, token) {
 		const response = await fetch(endpoint, {
@@ -107,7 +132,7 @@
 		// Location may be relative, and then to the endpoint rather than to the page.
 		const base = response.url || new URL(endpoint, location.href).href;
 		const sessionUrl = locationHeader ? new URL(locationHeader, base).href : null;
-		return { answerSdp: await response.text(), sessionUrl };
+		return { answerSdp: await response.text(), sessionUrl, iceServers: iceServersFromLinks(response.headers.get('Link')) };
 	}
 
 	/** Best effort: a session we cannot delete will time out on the server. */
@@ -144,6 +169,7 @@
 		broadcastIdFromPath,
 		errorFromResponse,
 		exchangeSdp,
+		iceServersFromLinks,
 		deleteSession,
 		unauthorizedHint,
 		describeError,

@@ -139,6 +139,13 @@ describe('TURN for real: coturn on loopback, a relay-only Chromium WHEP viewer',
 			expect(local!.port).toBeGreaterThanOrEqual(relayMin);
 			expect(local!.port).toBeLessThanOrEqual(relayMin + 39);
 			await page.evaluate(() => (window as unknown as { pc: RTCPeerConnection }).pc.close());
+
+			// The watch page takes the same Link headers: it configures the TURN server before its local description, and plays.
+			const watch = await context.newPage();
+			await watch.goto(`${service.url}/watch/turned`);
+			type Player = { framesDecoded: number; iceServers?: string[] };
+			await watch.waitForFunction(() => ((window as unknown as { player?: Player }).player?.framesDecoded ?? 0) > 10, undefined, { timeout: 20_000 });
+			expect(await watch.evaluate(() => (window as unknown as { player: Player }).player.iceServers)).toEqual([turn.url]);
 		} finally {
 			await context.close();
 		}
