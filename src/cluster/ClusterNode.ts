@@ -63,6 +63,11 @@ export class ClusterNode {
 	#heartbeats = 0;
 	#heartbeatFailures = 0;
 	#redirects = 0;
+	/**
+	 * Until then a node missing from Redis is not taken for gone: after an outage (a
+	 * restarted Redis has lost every lease) the others need a heartbeat to register again.
+	 */
+	#judgeAfter = 0;
 	#closed = false;
 
 	private constructor(node: ClusterNodeOptions, store: ClusterStore) {
@@ -82,10 +87,16 @@ export class ClusterNode {
 
 	/** Connects to Redis, registers this node and starts the heartbeat. Throws ClusterUnavailableError when Redis is unreachable. */
 	static async start(node: ClusterNodeOptions): Promise<ClusterNode> {
-		const events: { handle?: (event: ClusterEvent) => void } = {};
-		const store = await ClusterStore.connect({ redisUrl: node.options.redisUrl, logger: node.logger, onEvent: (event) => events.handle?.(event) });
+		const events: { handle?: (event: ClusterEvent) => void; reconnected?: () => void } = {};
+		const store = await ClusterStore.connect({
+			redisUrl: node.options.redisUrl,
+			logger: node.logger,
+			onEvent: (event) => events.handle?.(event),
+			onReconnect: () => events.reconnected?.(),
+		});
 		const cluster = new ClusterNode(node, store);
 		events.handle = (event) => cluster.#onEvent(event);
+		events.reconnected = () => cluster.#graceAfterOutage();
 		const relay = node.relay;
 		relay.on('broadcastcreated', (broadcast) => cluster.#broadcastCreated(broadcast));
 		relay.on('broadcastclosed', ({ id }) => void cluster.#broadcastClosed(id));
@@ -260,15 +271,15 @@ export class ClusterNode {
 	}
 
 	async #broadcastClosed(id: string): Promise<void> {
-		await this.#served.closeWhere((p) => p.broadcastId === id);
 		const edge = this.#edges.get(id);
 		if (edge) {
 			if (edge.broadcast?.closed) void edge.close('broadcast closed');
-			return;
+		} else if (this.#origins.delete(id) && !this.#closed) {
+			// Edges hear of the end before their pipes go quiet, so they close instead of pulling again.
+			await this.#store.releaseOrigin(id, this.id).catch(() => undefined);
+			await this.#store.publish({ type: 'ended', broadcast: id, node: this.id }).catch(() => undefined);
 		}
-		if (!this.#origins.delete(id) || this.#closed) return;
-		await this.#store.releaseOrigin(id, this.id).catch(() => undefined);
-		await this.#store.publish({ type: 'ended', broadcast: id, node: this.id }).catch(() => undefined);
+		await this.#served.closeWhere((p) => p.broadcastId === id);
 	}
 
 	#load(): NodeLoad {
@@ -296,6 +307,10 @@ export class ClusterNode {
 		return { id: this.id, url: this.options.publicUrl, ip: announcedIp ?? listenIp, startedAt: this.#startedAt, updatedAt: Date.now(), load: this.#load(), broadcasts };
 	}
 
+	#graceAfterOutage(): void {
+		this.#judgeAfter = performance.now() + this.options.leaseMs;
+	}
+
 	async #heartbeat(): Promise<void> {
 		const now = cpuTimes();
 		const busy = now.busy - this.#cpuTimes.busy;
@@ -310,6 +325,7 @@ export class ClusterNode {
 			if (holder !== this.id) await this.#stepDown(id, holder);
 		}
 		this.#nodes = await this.#store.nodes();
+		if (performance.now() < this.#judgeAfter) return;
 		const alive = new Set(this.#nodes.map((n) => n.id));
 		// Pulls served to nodes that are gone: their pipes would send into the void.
 		await this.#served.closeWhere((p) => !alive.has(p.node));
@@ -329,6 +345,7 @@ export class ClusterNode {
 			} catch (error) {
 				// Redis away: keep serving; the next heartbeat that gets through registers the node again.
 				this.#heartbeatFailures += 1;
+				this.#graceAfterOutage();
 				if (!(error instanceof ClusterUnavailableError)) this.#logger.error({ err: error }, 'cluster heartbeat failed');
 			}
 		}

@@ -15,6 +15,8 @@ export interface ClusterStoreOptions {
 	logger: Logger;
 	/** Called with each event another node (or this one) published. */
 	onEvent(event: ClusterEvent): void;
+	/** Called when Redis is reachable again after it was not (it may have lost every key). */
+	onReconnect?(): void;
 }
 
 // Set-if-absent or renew-if-mine, in one step: returns the holder after the call.
@@ -69,7 +71,10 @@ export class ClusterStore {
 		this.#redis.on('error', onError);
 		this.#subscriber.on('error', () => undefined);
 		this.#redis.on('ready', () => {
-			if (down) this.#logger.info('Redis reachable again');
+			if (down) {
+				this.#logger.info('Redis reachable again');
+				options.onReconnect?.();
+			}
 			down = false;
 		});
 		this.#subscriber.on('message', (_channel: string, message: string) => {
