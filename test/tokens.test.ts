@@ -116,30 +116,17 @@ describe('signed tokens: every route refuses bad tokens (real service)', () => {
 		};
 
 		type Route = { method: string; path: string; body?: string; type?: string; good: Permission[]; wrong: Record<string, Permission[]> };
-		const publishRoute = (method: string, path: string, body?: string, type?: string): Route => ({
-			method,
-			path,
-			body,
-			type,
-			good: [publish('keynote')],
-			wrong: { 'play-only used to publish': [play('keynote')], 'another broadcast': [publish('other')], 'a pattern that does not match': [publish('key-*')] },
+		// A route, the token that passes it, and tokens that are valid but do not grant it.
+		const kind =
+			(good: Permission[], wrong: Record<string, Permission[]>) =>
+			(method: string, path: string, body?: string, type?: string): Route => ({ method, path, body, type, good, wrong });
+		const publishRoute = kind([publish('keynote')], {
+			'play-only used to publish': [play('keynote')],
+			'another broadcast': [publish('other')],
+			'a pattern that does not match': [publish('key-*')],
 		});
-		const playRoute = (method: string, path: string, body?: string, type?: string): Route => ({
-			method,
-			path,
-			body,
-			type,
-			good: [play('k*')],
-			wrong: { 'publish-only used to play': [publish('keynote')], 'another broadcast': [play('other')] },
-		});
-		const adminRoute = (method: string, path: string, body?: string, type?: string): Route => ({
-			method,
-			path,
-			body,
-			type,
-			good: [{ action: 'admin' }],
-			wrong: { 'publish and play are not admin': [publish('*'), play('*')] },
-		});
+		const playRoute = kind([play('k*')], { 'publish-only used to play': [publish('keynote')], 'another broadcast': [play('other')] });
+		const adminRoute = kind([{ action: 'admin' }], { 'publish and play are not admin': [publish('*'), play('*')] });
 		const routes: Route[] = [
 			publishRoute('POST', '/whip/keynote', OFFER, 'application/sdp'),
 			publishRoute('PATCH', '/whip/keynote/sessions/nosuchsession', 'a=end-of-candidates\r\n', 'application/trickle-ice-sdpfrag'),
