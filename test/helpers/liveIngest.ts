@@ -4,6 +4,7 @@ import type { Relay } from '../../src/Relay.js';
 import { LiveIngest } from '../../src/ingest/live/LiveIngest.js';
 import { PublishRefusedError } from '../../src/ingest/rtmp/RtmpSession.js';
 import { RtmpServer } from '../../src/ingest/rtmp/RtmpServer.js';
+import { SrtListener } from '../../src/ingest/srt/SrtListener.js';
 
 export const STREAM_KEY = 'rtmp-test-key-1234';
 /** Small pictures keep the 2 shared cores free enough for the relay, the engine and the publisher. */
@@ -61,8 +62,42 @@ export class FfmpegPublisher {
 		return new FfmpegPublisher([...testPatternArgs(options), '-f', 'flv', url]);
 	}
 
+	static srt(url: string, options: Parameters<typeof testPatternArgs>[0] = {}): FfmpegPublisher {
+		return new FfmpegPublisher([...testPatternArgs(options), '-f', 'mpegts', url]);
+	}
+
 	async stop(): Promise<void> {
 		if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
 		await this.exited;
 	}
+}
+
+export async function srtListenerFor(live: LiveIngest, options: { port: number; passphrase?: string; logger?: ReturnType<typeof testLogger> }): Promise<SrtListener> {
+	return SrtListener.create({
+		ffmpegPath: 'ffmpeg',
+		host: '127.0.0.1',
+		port: options.port,
+		passphrase: options.passphrase,
+		latencyMs: 120,
+		onPublish: (request) => live.publishSrt(request),
+		logger: options.logger ?? testLogger(),
+	});
+}
+
+export async function waitUntil(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+	const deadline = performance.now() + timeoutMs;
+	while (!predicate()) {
+		if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await new Promise((r) => setTimeout(r, 50));
+	}
+}
+
+/** A free UDP port on loopback (bound and released). */
+export async function freeUdpPort(): Promise<number> {
+	const { createSocket } = await import('node:dgram');
+	const socket = createSocket('udp4');
+	await new Promise<void>((resolve) => socket.bind({ address: '127.0.0.1', port: 0 }, () => resolve()));
+	const port = socket.address().port;
+	await new Promise<void>((resolve) => socket.close(() => resolve()));
+	return port;
 }

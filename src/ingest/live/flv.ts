@@ -106,17 +106,24 @@ export class FlvMediaParser {
 		// Composition time offset: signed 24 bits.
 		const cts = (body.readUIntBE(2, 3) << 8) >> 8;
 		if (packetType === 0) {
-			this.#avc = readAvcConfig(body.subarray(5));
+			// FFmpeg remuxing MPEG-TS (the SRT path) writes an empty header first: the parameter sets come in-band.
+			if (body.length > 5) this.#avc = readAvcConfig(body.subarray(5));
 			return undefined;
 		}
 		if (packetType !== 1) return undefined; // 2: end of sequence
-		if (!this.#avc) return undefined;
 		if (cts !== 0) this.#bFramesSeen = true;
-		const nals = splitLengthPrefixed(body.subarray(5), this.#avc.lengthSize);
+		// Without a header, 4-byte lengths: what FFmpeg's FLV muxer writes.
+		const nals = splitLengthPrefixed(body.subarray(5), this.#avc?.lengthSize ?? 4);
 		const keyframe = frameType === 1 || nals.some((n) => (n[0]! & 0x1f) === NAL_IDR);
 		const parts: Buffer[] = [];
-		const hasParameterSets = nals.some((n) => (n[0]! & 0x1f) === NAL_SPS);
-		if (keyframe && !hasParameterSets) for (const ps of this.#avc.parameterSets) parts.push(START_CODE, ps);
+		const inBand = nals.filter((n) => (n[0]! & 0x1f) === NAL_SPS || (n[0]! & 0x1f) === NAL_PPS);
+		if (inBand.length > 0) {
+			// In-band parameter sets are the newest: later keyframes without them get these.
+			this.#avc = { lengthSize: this.#avc?.lengthSize ?? 4, parameterSets: inBand.map((n) => Buffer.from(n)) };
+		} else if (keyframe) {
+			if (!this.#avc) return undefined; // a keyframe nothing can decode: no SPS/PPS yet
+			for (const ps of this.#avc.parameterSets) parts.push(START_CODE, ps);
+		}
 		for (const nal of nals) {
 			if ((nal[0]! & 0x1f) === NAL_AUD) continue;
 			parts.push(START_CODE, nal);
@@ -132,8 +139,8 @@ export class FlvMediaParser {
 			throw new UnsupportedMediaError(`audio codec ${AUDIO_CODEC_NAMES[format] ?? `id ${format}`} is not supported; send AAC (or no audio)`);
 		}
 		if (body[1] === 0) {
-			if (body.length < 4) throw new UnsupportedMediaError('the AAC sequence header is too short to hold an AudioSpecificConfig');
-			this.#aac = Buffer.from(body.subarray(2));
+			// An empty header (FFmpeg remuxing ADTS, before its first frame) is followed by a real one.
+			if (body.length >= 4) this.#aac = Buffer.from(body.subarray(2));
 			return undefined;
 		}
 		if (!this.#aac || body.length <= 2) return undefined;

@@ -9,7 +9,9 @@
  * Any mode other than publish (request, bidirectional) is refused: the relay
  * plays over WHEP, not over SRT.
  */
-export function srtTarget(streamId: string): { broadcastId: string; key: string | undefined } | { error: string } {
+export function srtTarget(raw: string): { broadcastId: string; key: string | undefined } | { error: string } {
+	// FFmpeg passes its streamid option on as written; a caller that percent-encoded it in its URL meant the decoded text.
+	const streamId = /%[0-9A-Fa-f]{2}/.test(raw) ? safeDecode(raw) : raw;
 	if (streamId.startsWith('#!::')) {
 		const fields = new Map<string, string>();
 		for (const pair of streamId.slice(4).split(',')) {
@@ -29,4 +31,12 @@ export function srtTarget(streamId: string): { broadcastId: string; key: string 
 	if (/^(read|play|request):/.test(streamId)) return { error: 'the relay takes publishers only over SRT; play over WHEP' };
 	if (streamId === '') return { error: 'no streamid; set streamid=publish:<broadcast>:<key> (or #!::r=<broadcast>,m=publish,s=<key>)' };
 	return { broadcastId: streamId, key: undefined };
+}
+
+function safeDecode(text: string): string {
+	try {
+		return decodeURIComponent(text);
+	} catch {
+		return text;
+	}
 }
