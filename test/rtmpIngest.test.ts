@@ -1,8 +1,11 @@
+import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LiveIngest } from '../src/ingest/live/LiveIngest.js';
 import type { RtmpServer } from '../src/ingest/rtmp/RtmpServer.js';
-import { useRelayFixture } from './helpers/fixture.js';
-import { FfmpegPublisher, liveIngestFor, rtmpServerFor, STREAM_KEY } from './helpers/liveIngest.js';
+import { mediaChildren, sleep, useRelayFixture } from './helpers/fixture.js';
+import { FfmpegPublisher, liveIngestFor, rtmpServerFor, STREAM_KEY, waitUntil } from './helpers/liveIngest.js';
 
 describe('RTMP ingest', () => {
 	const fixture = useRelayFixture();
@@ -47,12 +50,170 @@ describe('RTMP ingest', () => {
 		expect(broadcast.reencoder('video')!.stats.upstreamKeyframeRequests).toBe(0);
 		expect(broadcast.stats.keyframeRequests.forwardedUpstream).toBe(0);
 	});
+
+	it('a publisher that drops and reconnects within the grace period continues the broadcast: the same viewer session and consumer get frames again', async () => {
+		const { relay, live, server } = await setUp(10_000);
+		const url = `rtmp://127.0.0.1:${server.port}/live/resume?key=${STREAM_KEY}`;
+		const first = publish(url);
+		await waitUntil(() => relay.broadcasts.get('resume')?.live === true, 15_000, 'broadcast live');
+		const broadcast = relay.broadcasts.get('resume')!;
+		const viewer = await fixture.viewer(broadcast);
+		await viewer.waitFor(() => viewer.frames >= 15, 15_000, 'frames from the first publisher');
+		const relayViewer = broadcast.viewers.get(viewer.relayViewerId)!;
+		const consumerIds = relayViewer.consumers.map((c) => c.id).sort();
+		const producerId = broadcast.source('video')!.id;
+
+		await first.stop(); // SIGKILL: the TCP connection drops as with a network failure or a crashed encoder
+		await waitUntil(() => live.feed('resume')?.stats.publishing === false, 5000, 'the feed to notice');
+		await sleep(1500);
+		const sentBefore = live.feed('resume')!.stats.videoFramesSent;
+		const second = publish(url);
+		await waitUntil(() => live.feed('resume')!.stats.videoFramesSent >= sentBefore + 15, 20_000, 'frames from the second publisher into the feed');
+		const resumedAt = performance.now();
+		// While the input was gone the engine repeated its last picture; now the viewer's frames must be new pictures.
+		const repeatedBefore = broadcast.reencoder('video')!.stats.framesRepeated ?? 0;
+		const framesBefore = viewer.frames;
+		await sleep(2000);
+		const repeated = (broadcast.reencoder('video')!.stats.framesRepeated ?? 0) - repeatedBefore;
+		const frames = viewer.frames - framesBefore;
+		console.log(`RTMP resume: publish again to 15 frames into the feed ${Math.round(resumedAt - second.startedAt)} ms; then ${frames} frames at the same viewer in 2 s, ${repeated} of them repeats; feed`, live.feed('resume')!.stats);
+		expect(frames).toBeGreaterThanOrEqual(20);
+		expect(repeated).toBeLessThanOrEqual(3);
+
+		expect(live.feed('resume')!.stats.resumed).toBe(1);
+		expect(broadcast.viewers.get(viewer.relayViewerId)).toBe(relayViewer);
+		expect(relayViewer.closed).toBe(false);
+		expect(relayViewer.consumers.map((c) => c.id).sort()).toEqual(consumerIds);
+		expect(broadcast.source('video')!.id).toBe(producerId);
+		expect(viewer.pc.connectionState).toBe('connected');
+		expect(broadcast.reencoder('video')!.stats.upstreamKeyframeRequests).toBe(0);
+		expect(broadcast.stats.keyframeRequests.forwardedUpstream).toBe(0);
+	});
+
+	it('after the grace period the feed ends its sources; the broadcast stays (as after a WHIP publisher leaves)', async () => {
+		const { relay, live, server } = await setUp(1000);
+		const publisher = publish(`rtmp://127.0.0.1:${server.port}/live/gone?key=${STREAM_KEY}`);
+		await waitUntil(() => relay.broadcasts.get('gone')?.live === true, 15_000, 'broadcast live');
+		await publisher.stop();
+		await waitUntil(() => live.feed('gone') === undefined, 5000, 'the feed to end after the grace period');
+		const broadcast = relay.broadcasts.get('gone')!;
+		expect(broadcast.source('video')).toBeUndefined();
+		expect(broadcast.source('audio')).toBeUndefined();
+		expect(server.connections).toBe(0);
+	});
+
+	it('many stream keys on one port: two publishers, two broadcasts, each with its own viewer', async () => {
+		const { relay, server } = await setUp();
+		publish(`rtmp://127.0.0.1:${server.port}/live/one?key=${STREAM_KEY}`, { audio: false });
+		publish(`rtmp://127.0.0.1:${server.port}/live/two?key=${STREAM_KEY}`, { audio: false });
+		await waitUntil(() => relay.broadcasts.get('one')?.live === true && relay.broadcasts.get('two')?.live === true, 20_000, 'both broadcasts live');
+		const viewers = await Promise.all(['one', 'two'].map((id) => fixture.viewer(relay.broadcasts.get(id)!, { audio: false })));
+		await Promise.all(viewers.map((v) => v.waitFor(() => v.frames >= 10, 15_000, 'frames')));
+		expect(server.connections).toBe(2);
+	});
 });
 
-async function waitUntil(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-	const deadline = performance.now() + timeoutMs;
-	while (!predicate()) {
-		if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((r) => setTimeout(r, 50));
+describe('RTMP ingest: bad input is refused or closed, nothing leaks', () => {
+	const fixture = useRelayFixture();
+	const owned: { servers: RtmpServer[]; ingests: LiveIngest[]; publishers: FfmpegPublisher[] } = { servers: [], ingests: [], publishers: [] };
+	afterEach(async () => {
+		await Promise.all(owned.publishers.splice(0).map((p) => p.stop()));
+		await Promise.all(owned.servers.splice(0).map((s) => s.close()));
+		for (const live of owned.ingests.splice(0)) live.close();
+	});
+
+	/** Log lines, parsed: every refusal must say why. */
+	let logs: Array<{ msg: string; reason?: string }> = [];
+	const reasons = () => logs.map((l) => `${l.msg}: ${l.reason ?? ''}`).join('\n');
+
+	async function setUp() {
+		logs = [];
+		const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+		const relay = await fixture.relay();
+		const live = liveIngestFor(relay, { logger });
+		owned.ingests.push(live);
+		const server = await rtmpServerFor(live, logger);
+		owned.servers.push(server);
+		return { relay, live, server };
 	}
-}
+
+	function publish(args: string[]): FfmpegPublisher {
+		const publisher = new FfmpegPublisher(args);
+		owned.publishers.push(publisher);
+		return publisher;
+	}
+
+	it('a wrong or missing stream key is refused: FFmpeg is told and fails, no broadcast is created, the connection is gone', async () => {
+		const { relay, server } = await setUp();
+		for (const url of [`rtmp://127.0.0.1:${server.port}/live/secret?key=wrong-key-000`, `rtmp://127.0.0.1:${server.port}/live/secret`, `rtmp://127.0.0.1:${server.port}/other/secret?key=${STREAM_KEY}`]) {
+			const publisher = FfmpegPublisher.rtmp(url, { audio: false });
+			owned.publishers.push(publisher);
+			expect(await publisher.exited).not.toBe(0);
+			expect(publisher.stderr).toMatch(/stream key|not served/);
+		}
+		expect(relay.broadcasts.has('secret')).toBe(false);
+		await waitUntil(() => server.connections === 0, 3000, 'connections closed');
+		expect(reasons()).toMatch(/publish refused: the stream key is not valid/);
+		expect(reasons()).toMatch(/publish refused: no stream key/);
+		expect(reasons()).toMatch(/publish refused: application "other" is not served/);
+	});
+
+	it('garbage bytes, HTTP, a huge message header and a stalled handshake are closed; the server still takes a good publisher', async () => {
+		const { relay, live, server } = await setUp();
+		const closedWithin = async (payload: Buffer | undefined, timeoutMs: number): Promise<number> => {
+			const socket = connect(server.port, '127.0.0.1');
+			const started = performance.now();
+			await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+			if (payload) socket.write(payload);
+			socket.on('data', () => undefined);
+			socket.on('error', () => undefined);
+			await new Promise<void>((resolve, reject) => {
+				const timer = setTimeout(() => reject(new Error('the server kept a bad connection open')), timeoutMs);
+				socket.once('close', () => {
+					clearTimeout(timer);
+					resolve();
+				});
+			});
+			return performance.now() - started;
+		};
+		await closedWithin(randomBytes(4096), 2000);
+		await closedWithin(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 2000);
+		// A valid handshake, then a chunk announcing a 16 MB message.
+		const hugeMessage = Buffer.concat([Buffer.from([3]), Buffer.alloc(1536), Buffer.alloc(1536), Buffer.from([0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0])]);
+		await closedWithin(hugeMessage, 2000);
+		// Connects, starts the handshake and stops: closed by the publish timeout (3 s in these tests).
+		const stalled = await closedWithin(Buffer.from([3]), 6000);
+		expect(stalled).toBeGreaterThan(2500);
+		await waitUntil(() => server.connections === 0, 2000, 'no connection left');
+		expect(live.feeds.size).toBe(0);
+		expect(relay.broadcasts.size).toBe(0);
+		expect(reasons()).toMatch(/not valid RTMP: first byte 0x[0-9a-f]{2} is not RTMP version 3/);
+		expect(reasons()).toMatch(/not valid RTMP: first byte 0x47 is not RTMP version 3/); // "G" of GET
+		expect(reasons()).toMatch(/not valid RTMP: a message of 16777215 bytes is larger than/);
+		expect(reasons()).toMatch(/did not start publishing within 3000 ms/);
+
+		const good = FfmpegPublisher.rtmp(`rtmp://127.0.0.1:${server.port}/live/after?key=${STREAM_KEY}`, { audio: false });
+		owned.publishers.push(good);
+		await waitUntil(() => relay.broadcasts.get('after')?.live === true, 15_000, 'a good publisher after the bad ones');
+	});
+
+	it('an unsupported codec (Sorenson H.263 video, MP3 audio) is refused with a reason; the broadcast made for it is closed, no engine is left', async () => {
+		const { relay, live, server } = await setUp();
+		const before = mediaChildren().length;
+		const video = publish(['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15', '-c:v', 'flv1', '-f', 'flv', `rtmp://127.0.0.1:${server.port}/live/h263?key=${STREAM_KEY}`]);
+		await video.exited;
+		await waitUntil(() => !relay.broadcasts.has('h263') && live.feeds.size === 0, 5000, 'the broadcast made for it to close');
+		const audio = publish([
+			'-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=15', '-f', 'lavfi', '-i', 'sine',
+			'-c:v', 'libx264', '-g', '15', '-c:a', 'libmp3lame', '-ar', '44100', '-f', 'flv', `rtmp://127.0.0.1:${server.port}/live/mp3?key=${STREAM_KEY}`,
+		]);
+		await audio.exited;
+		await waitUntil(() => server.connections === 0, 5000, 'connections closed');
+		expect(reasons()).toMatch(/video codec Sorenson H\.263 is not supported; send H264/);
+		expect(reasons()).toMatch(/audio codec MP3 is not supported; send AAC/);
+		// The MP3 publisher's H264 may have gone out before its first audio tag: its broadcast then waits out the grace period.
+		live.close();
+		await waitUntil(() => mediaChildren().length <= before + relay.broadcasts.size, 5000, 'engines of closed broadcasts gone');
+		expect(relay.broadcasts.has('h263')).toBe(false);
+	});
+});

@@ -13,6 +13,7 @@ import { authorizeRequest } from './auth.js';
 import { BroadcastCreator } from './broadcasts.js';
 import type { ServiceConfig } from './config.js';
 import { startDemoBroadcast, type DemoBroadcast } from './demo.js';
+import { startLiveIngest, type LiveIngestService } from './liveIngest.js';
 import { registerApi } from './routes/api.js';
 import { registerLayerRoutes } from './routes/layers.js';
 import { createMetrics, redactUrl, registerOperations } from './routes/operations.js';
@@ -32,6 +33,8 @@ export interface Service {
 	readonly cluster?: ClusterNode;
 	/** Who may do what (static and signed tokens): RTMP/SRT ingest checks stream keys with access.authorizeStreamKey(). */
 	readonly access: AccessPolicy;
+	/** RTMP and SRT ingest, when enabled (rtmp.enabled, srt.enabled). */
+	readonly liveIngest?: LiveIngestService;
 	/** Stops accepting requests, ends every session, stops FFmpeg and the workers. Idempotent. */
 	close(): Promise<void>;
 }
@@ -124,12 +127,15 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 	app.get('/static/common.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(pages.common));
 
 	let demo: DemoBroadcast | undefined;
+	let liveIngest: LiveIngestService | undefined;
 	try {
 		await app.listen({ host: config.host, port: config.port }).catch((error: unknown) => {
 			throw listenError(error, config.host, config.port);
 		});
 		if (config.demo) demo = await startDemoBroadcast(relay, config.demo, logger);
+		liveIngest = await startLiveIngest({ config, relay, creator, access, logger });
 	} catch (error) {
+		await demo?.close();
 		await app.close();
 		await cluster?.close();
 		await relay.close();
@@ -149,6 +155,7 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 		demo,
 		cluster,
 		access,
+		liveIngest,
 		close() {
 			closing ??= (async () => {
 				logger.info('shutting down: no new requests, ending sessions, stopping FFmpeg and workers');
@@ -156,6 +163,7 @@ export async function startService(config: ServiceConfig, options: { logger?: Lo
 				// Leaves the cluster first: origin leases released and edges told, pulls closed.
 				await cluster?.close();
 				sessions.endAll();
+				await liveIngest?.close();
 				await demo?.close();
 				await relay.close();
 				await closed;

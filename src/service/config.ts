@@ -45,6 +45,35 @@ const turnSchema = z
 	.refine((t) => !t.urls.some((url) => /^turns?:/.test(url)) || t.secret !== undefined, 'turn: URLs need turn.secret (the TURN server\'s static-auth-secret)')
 	.refine((t) => t.secret === undefined || t.urls.some((url) => /^turns?:/.test(url)), 'turn.secret is set but no turn: URL is; add turn.urls');
 
+const rtmpSchema = z.strictObject({
+	/** Take RTMP publishers on `rtmp://<host>:<port>/live/<broadcast>?key=<stream key>` (README, RTMP and SRT ingest). Default false. */
+	enabled: z.boolean().default(false),
+	/** Address the RTMP server listens on. Default: the HTTP `host`. */
+	host: z.string().min(1).optional(),
+	/** TCP port; 0 picks a free one. Default 1935. */
+	port: z.number().int().min(0).max(65535).default(1935),
+});
+
+const srtSchema = z.strictObject({
+	/** Take SRT callers (listener mode; the streamid names the broadcast and key). Needs an FFmpeg with libsrt. Default false. */
+	enabled: z.boolean().default(false),
+	/** Address the SRT listener binds. Default: the HTTP `host`. */
+	host: z.string().min(1).optional(),
+	/** UDP port. Default 8890. */
+	port: z.number().int().min(1).max(65535).default(8890),
+	/** Passphrase callers must use (SRT AES encryption); 10-79 characters. Default: none (unencrypted). */
+	passphrase: z.string().min(10, 'SRT passphrases are 10 to 79 characters').max(79, 'SRT passphrases are 10 to 79 characters').optional(),
+	/** SRT receiver latency (time to retransmit lost packets), ms. Default 200. */
+	latencyMs: z.number().int().min(20).max(8000).default(200),
+});
+
+const liveIngestSchema = z.strictObject({
+	/** An RTMP/SRT publisher that drops and comes back within this long continues the same broadcast (viewers keep their sessions), ms. Default 10000. */
+	reconnectGraceMs: z.number().int().min(0).max(300_000).default(10_000),
+	/** Opus bitrate the publishers' AAC audio is re-encoded at, kbit/s. Default 96. */
+	audioBitrateKbps: z.number().int().min(6).max(510).default(96),
+});
+
 /** The service's whole configuration. Each field is documented once, here, with its default. */
 export const serviceConfigSchema = z.strictObject({
 	/** Address the HTTP server listens on. Default "127.0.0.1". */
@@ -81,8 +110,23 @@ export const serviceConfigSchema = z.strictObject({
 	logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 	/** Cluster mode: Redis, this node's id and public URL, leases, pull limits (README, Cluster). Default: none (a single host). */
 	cluster: clusterOptionsSchema.optional(),
+	/** RTMP ingest. Default: off. */
+	rtmp: rtmpSchema.prefault({}),
+	/** SRT ingest. Default: off. */
+	srt: srtSchema.prefault({}),
+	/** What RTMP and SRT publishers share: reconnect grace, audio bitrate. */
+	liveIngest: liveIngestSchema.prefault({}),
 	/** Relay (mediasoup workers, FFmpeg, ports, budgets): see the relay options. */
 	relay: relayOptionsSchema.prefault({}),
+}).superRefine((config, context) => {
+	// The SRT port is UDP on the same machine as mediasoup's and FFmpeg's ranges: one socket each.
+	const { srt, relay } = config;
+	if (srt.enabled && srt.port >= relay.rtcMinPort && srt.port <= relay.rtcMaxPort) {
+		context.addIssue({ code: 'custom', path: ['srt', 'port'], message: `${srt.port} is inside relay.rtcMinPort-rtcMaxPort (${relay.rtcMinPort}-${relay.rtcMaxPort}); pick a port outside it` });
+	}
+	if (config.rtmp.enabled && config.rtmp.port !== 0 && config.rtmp.port === config.port && (config.rtmp.host ?? config.host) === config.host) {
+		context.addIssue({ code: 'custom', path: ['rtmp', 'port'], message: `${config.rtmp.port} is the HTTP port; pick another` });
+	}
 });
 
 export type ServiceConfigInput = z.input<typeof serviceConfigSchema>;
@@ -119,6 +163,14 @@ export const ENVIRONMENT: Record<string, { path: string[]; type: 'string' | 'num
 	BROADCAST_RELAY_CONSUMERS_PER_WORKER: { path: ['relay', 'consumersPerWorker'], type: 'number' },
 	BROADCAST_RELAY_CPU_ADMISSION: { path: ['relay', 'cpuAdmission'], type: 'boolean' },
 	BROADCAST_RELAY_ENGINE: { path: ['relay', 'broadcastDefaults', 'engine'], type: 'string' },
+	BROADCAST_RELAY_RTMP: { path: ['rtmp', 'enabled'], type: 'boolean' },
+	BROADCAST_RELAY_RTMP_HOST: { path: ['rtmp', 'host'], type: 'string' },
+	BROADCAST_RELAY_RTMP_PORT: { path: ['rtmp', 'port'], type: 'number' },
+	BROADCAST_RELAY_SRT: { path: ['srt', 'enabled'], type: 'boolean' },
+	BROADCAST_RELAY_SRT_HOST: { path: ['srt', 'host'], type: 'string' },
+	BROADCAST_RELAY_SRT_PORT: { path: ['srt', 'port'], type: 'number' },
+	BROADCAST_RELAY_SRT_PASSPHRASE: { path: ['srt', 'passphrase'], type: 'string' },
+	BROADCAST_RELAY_LIVE_GRACE_MS: { path: ['liveIngest', 'reconnectGraceMs'], type: 'number' },
 };
 
 type Plain = Record<string, unknown>;

@@ -15,7 +15,17 @@ export const testLogger = () => pino({ level: process.env.LOG_LEVEL ?? 'silent' 
 /** A LiveIngest on `relay` that takes STREAM_KEY only, creating broadcasts it does not find (relay mode, small). */
 export function liveIngestFor(relay: Relay, options: { graceMs?: number; logger?: ReturnType<typeof testLogger> } = {}): LiveIngest {
 	return new LiveIngest({
-		withBroadcast: async (id, use) => use(relay.broadcasts.get(id) ?? (await relay.createBroadcast({ id, engine: 'libav', video: SMALL }))),
+		withBroadcast: async (id, use) => {
+			const existing = relay.broadcasts.get(id);
+			if (existing) return use(existing, false);
+			const created = await relay.createBroadcast({ id, engine: 'libav', video: SMALL });
+			try {
+				return await use(created, true);
+			} catch (error) {
+				await created.close();
+				throw error;
+			}
+		},
 		authorize: ({ key }) => {
 			if (key !== STREAM_KEY) throw new PublishRefusedError(key ? 'the stream key is not valid' : 'no stream key', 'NetStream.Publish.Unauthorized');
 		},

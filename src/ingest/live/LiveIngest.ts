@@ -28,10 +28,11 @@ export interface LivePublishRequest {
 
 export interface LiveIngestOptions {
 	/**
-	 * Finds (or creates) broadcast `id` and runs `use` on it; a broadcast created
-	 * for this publish must be closed again when `use` throws. Throws to refuse.
+	 * Finds (or creates) broadcast `id` and runs `use` on it, telling it whether
+	 * the broadcast was created for this publish; such a broadcast must be closed
+	 * again when `use` throws. Throws to refuse.
 	 */
-	withBroadcast<T>(id: string, use: (broadcast: Broadcast) => Promise<T>): Promise<T>;
+	withBroadcast<T>(id: string, use: (broadcast: Broadcast, created: boolean) => Promise<T>): Promise<T>;
 	/** Throws PublishRefusedError when the key does not allow publishing to the broadcast. */
 	authorize(request: { protocol: LiveProtocol; broadcastId: string; key: string | undefined }): void | Promise<void>;
 	/** Address this process sends the broadcast's RTP ingest to (the relay's listen IP; loopback for a wildcard). */
@@ -106,11 +107,21 @@ export class LiveIngest {
 		if (existing && !existing.closed) return existing;
 		const inFlight = this.#opening.get(broadcastId);
 		if (inFlight) return inFlight;
-		const opening = this.#options.withBroadcast(broadcastId, async (broadcast) => {
+		const opening = this.#options.withBroadcast(broadcastId, async (broadcast, created) => {
 			if (broadcast.options.mode !== 'relay') {
 				throw new PublishRefusedError(`broadcast "${broadcastId}" is in ${broadcast.options.mode} mode; RTMP and SRT need a re-encoded (relay mode) broadcast`);
 			}
-			return LiveFeed.open({ broadcast, host: this.#options.host, graceMs: this.#options.graceMs, audioBitrateKbps: this.#options.audioBitrateKbps, logger: this.#options.logger });
+			const feed = await LiveFeed.open({ broadcast, host: this.#options.host, graceMs: this.#options.graceMs, audioBitrateKbps: this.#options.audioBitrateKbps, logger: this.#options.logger });
+			if (created) {
+				// A broadcast made for a publisher whose media never went out (refused codec, gone before its first
+				// keyframe) is not left behind; one that was live stays, as after a WHIP publisher leaves.
+				feed.once('@close', ({ reason }) => {
+					if (feed.stats.videoFramesSent > 0 || broadcast.closed) return;
+					this.#logger.info({ broadcastId, reason }, 'closing the broadcast created for a publisher that sent no video');
+					void broadcast.close();
+				});
+			}
+			return feed;
 		});
 		this.#opening.set(broadcastId, opening);
 		try {
@@ -159,8 +170,14 @@ class LivePublisher implements LiveSink, FeedPublisher {
 	}
 
 	tag(type: number, timestampMs: number, body: Buffer): void {
-		// Throws UnsupportedMediaError: the session closes with its message.
-		const media = this.#parser.parse(type, timestampMs, body);
+		let media;
+		try {
+			media = this.#parser.parse(type, timestampMs, body);
+		} catch (error) {
+			// Refused media: the session closes with this message. A feed that never carried video has nothing to wait for.
+			if (this.#feed.publisher === this && this.#feed.stats.videoFramesSent === 0) this.#feed.close(`the publisher's media was refused: ${(error as Error).message}`);
+			throw error;
+		}
 		if (!media) return;
 		if (!this.#warnedReorder && this.#parser.reorders) {
 			this.#warnedReorder = true;
