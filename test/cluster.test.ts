@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BROADCAST, children, clusterView, eventually, kill, postSdp, publish, RedisProcess, startNode, Viewer, type NodeProcess, freePort } from './helpers/cluster.js';
+import { BROADCAST, CLI, children, clusterView, eventually, kill, postSdp, publish, RedisProcess, startNode, Viewer, type NodeProcess, freePort } from './helpers/cluster.js';
 import { WeriftPublisher } from './helpers/weriftPublisher.js';
 
 /*
@@ -59,6 +61,15 @@ describe('cluster: origin and edges on Redis, real node processes', () => {
 		expect(entry.edges.map((e) => e.node).sort()).toEqual(['b', 'c']);
 		expect(entry.tree.children.map((c) => c.node).sort()).toEqual(['b', 'c']);
 		expect(publisher.keyframeRequests - requestsBefore).toBe(0);
+		// The same view from the CLI.
+		const status = spawn(process.execPath, ['--import', 'tsx', CLI, 'status', '--cluster', '--relay', nodes.b!.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+		let out = '';
+		status.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+		const [code] = (await once(status, 'exit')) as [number];
+		expect(code).toBe(0);
+		expect(out).toMatch(/cluster seen from node b: Redis up/);
+		expect(out).toMatch(/show: origin a, 2 edge\(s\)/);
+		expect(out).toMatch(/└ b \(1 viewers\)/);
 	}, 60_000);
 
 	it('(b) B full: a WHEP POST to B gets 307 to a node with room, and following it plays; B still pulls once', async () => {
