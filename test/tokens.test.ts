@@ -209,16 +209,35 @@ describe('signed tokens: every route refuses bad tokens (real service)', () => {
 	});
 });
 
-async function cliToken(args: string[], env: Record<string, string>): Promise<string> {
-	const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'token', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+async function runToken(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+	const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'token', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BROADCAST_RELAY_TOKEN_SECRET: '', ...env } });
 	let stdout = '';
 	let stderr = '';
 	child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
 	child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
 	const [code] = (await once(child, 'exit')) as [number];
+	return { code, stdout, stderr };
+}
+
+async function cliToken(args: string[], env: Record<string, string>): Promise<string> {
+	const { code, stdout, stderr } = await runToken(args, env);
 	expect(code, stderr).toBe(0);
+	expect(stderr).toMatch(/^grants .* until \d{4}-/);
 	return stdout.trim();
 }
+
+describe('broadcast-relay token: usage errors are one line, exit 2', () => {
+	it('no secret, a bad --ttl, nothing granted', async () => {
+		const [noSecret, badTtl, nothing] = await Promise.all([
+			runToken(['--publish', 'keynote'], {}),
+			runToken(['--publish', 'keynote', '--ttl', '2 hours'], { BROADCAST_RELAY_TOKEN_SECRET: SECRET }),
+			runToken([], { BROADCAST_RELAY_TOKEN_SECRET: SECRET }),
+		]);
+		expect(noSecret).toMatchObject({ code: 2, stdout: '', stderr: expect.stringMatching(/^broadcast-relay: no secret: set BROADCAST_RELAY_TOKEN_SECRET/) });
+		expect(badTtl).toMatchObject({ code: 2, stderr: expect.stringMatching(/--ttl 2 hours is not a duration; give e.g. 90s, 30m, 2h or 7d/) });
+		expect(nothing).toMatchObject({ code: 2, stderr: expect.stringMatching(/a token must grant something: give --publish <broadcast>, --play <broadcast> or --admin/) });
+	});
+});
 
 describe('signed tokens: a token minted by the CLI works end to end', () => {
 	const start = useServiceFixture();
@@ -262,7 +281,11 @@ describe('signed tokens: a token minted by the CLI works end to end', () => {
 			await expect.poll(() => refused.textContent('body'), { timeout: 10_000 }).toMatch(/Not authorized/);
 			const page = await (await browser.newContext()).newPage();
 			await page.goto(`${service.url}/watch/keynote?token=${playToken}`);
-			await page.waitForFunction(() => ((window as unknown as { player?: { framesDecoded: number } }).player?.framesDecoded ?? 0) > 10, undefined, { timeout: 20_000 });
+			await page.waitForFunction(() => ((window as unknown as { player?: { framesDecoded: number } }).player?.framesDecoded ?? 0) > 10, undefined, { timeout: 20_000 }).catch(async (error: Error) => {
+				// Say where the page got stuck: its state and the line it shows.
+				const state = await page.evaluate(() => JSON.stringify((window as unknown as { player: unknown }).player));
+				throw new Error(`the watch page decoded no frames: player ${state}, status "${await page.textContent('#status')}" (${error.message})`);
+			});
 		} finally {
 			await browser.close();
 		}
