@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -330,7 +330,31 @@ program
 	.option('--no-saturation', 'skip the saturation ramp')
 	.option('--isolated-saturation', 'also the isolated ramp: worker pinned to its own core; OpenSSL and NSS worker builds and raw mediasoup side by side')
 	.option('--seed <n>', 'seed of the lossy links', integer)
+	.option('--cluster <n>', 'the cluster benchmark instead: n local nodes on a Redis of its own, viewers spread by an entry node (README, Cluster)', integer)
+	.option('--viewers-per-node <n>', 'cluster benchmark: viewers a node takes before it redirects', integer, 4)
+	.option('--cluster-viewers <n>', 'cluster benchmark: viewers in all (default: nodes × viewers per node − 1)', integer)
+	.option('--max-edge-pulls <n>', 'cluster benchmark: pulls one node serves per broadcast', integer, 8)
+	.option('--redis-server <path>', 'cluster benchmark: redis-server binary', '/usr/bin/redis-server')
 	.action(async (flags) => {
+		if (flags.cluster !== undefined) {
+			await loadBench();
+			const { runClusterBench, clusterBenchMarkdown } = await import('../cluster/bench.js');
+			const report = await runClusterBench({
+				nodes: flags.cluster,
+				viewersPerNode: flags.viewersPerNode,
+				viewers: flags.clusterViewers,
+				durationSeconds: flags.duration ?? (flags.smoke ? 3 : 20),
+				maxEdgePulls: flags.maxEdgePulls,
+				redisServer: flags.redisServer,
+				// The nodes are this CLI again (under tsx from a clone, compiled from a package).
+				cli: { execPath: process.execPath, args: [...process.execArgv, process.argv[1]!] },
+				onProgress: (line) => process.stderr.write(`${line}\n`),
+			});
+			mkdirSync(flags.out, { recursive: true });
+			writeFileSync(join(flags.out, 'cluster-report.json'), `${JSON.stringify(report, null, 2)}\n`);
+			process.stdout.write(`${clusterBenchMarkdown(report)}\n\nwrote ${join(flags.out, 'cluster-report.json')}\n`);
+			process.exit(EXIT.ok);
+		}
 		const { defaultBenchOptions, runBench, progressBar, writeReport, markdownReport, defaultIsolatedSaturationOptions, isolatedSaturationMarkdown } = await loadBench();
 		const options = defaultBenchOptions(Boolean(flags.smoke));
 		if (flags.scenarios) {
