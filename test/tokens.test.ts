@@ -360,4 +360,17 @@ describe('signed tokens: keys from a JWKS (file and URL)', () => {
 		expect(fetches).toBeGreaterThanOrEqual(1);
 		expect(fetches).toBeLessThanOrEqual(2);
 	});
+
+	it('a JWKS URL that does not answer: 503 with Retry-After, not a 401 that blames the token', async () => {
+		const closed = createServer();
+		await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+		const { port } = closed.address() as { port: number };
+		await new Promise((resolve) => closed.close(resolve));
+		const service = await start({ retryAfterSeconds: 7, signedTokens: { jwksUrl: `http://127.0.0.1:${port}/jwks.json` } });
+		const ours = await keyPair('k');
+		const response = await postSdp(`${service.url}/whip/keynote`, OFFER, { authorization: `Bearer ${await ours.sign([publish('keynote')])}` });
+		expect(response.status).toBe(503);
+		expect(response.headers.get('retry-after')).toBe('7');
+		expect(await response.text()).toMatch(/cannot check the token now: the JWKS at http:\/\/127.0.0.1:\d+\/jwks.json is unreachable or invalid; try again later/);
+	});
 });

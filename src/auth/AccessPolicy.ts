@@ -14,6 +14,8 @@ export interface AccessPolicyOptions {
 	/** "public": anyone may play (WHEP); "token": a signed token with play permission for the broadcast is needed. */
 	playback: 'public' | 'token';
 	signedTokens: SignedTokenOptions;
+	/** Retry-After, seconds, when tokens cannot be checked now (the JWKS URL does not answer). */
+	retryAfterSeconds: number;
 }
 
 /** A need as the routes state it: the actions of signed tokens, plus `metrics` (admin tokens, or the metrics-only ones). */
@@ -47,6 +49,11 @@ export class AccessPolicy {
 			throw new InvalidOptionError('playback "token" needs signed tokens: set tokens.secret, tokens.jwksUrl or tokens.jwksFile');
 		}
 		return new AccessPolicy(options, verifier);
+	}
+
+	/** Retry-After, seconds, for a 503 when tokens cannot be checked now. */
+	get retryAfterSeconds(): number {
+		return this.#options.retryAfterSeconds;
 	}
 
 	/** The signed-token verifier, when signed tokens are configured. */

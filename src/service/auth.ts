@@ -25,7 +25,7 @@ export async function authorizeRequest(request: FastifyRequest, reply: FastifyRe
 		return true;
 	} catch (error) {
 		if (!(error instanceof UnauthorizedError || error instanceof ForbiddenError)) {
-			void sendError(reply, error, 5);
+			void sendError(reply, error, access.retryAfterSeconds);
 			return false;
 		}
 		const forbidden = error instanceof ForbiddenError;
