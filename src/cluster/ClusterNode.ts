@@ -85,7 +85,7 @@ export class ClusterNode {
 		});
 	}
 
-	/** Connects to Redis, registers this node and starts the heartbeat. Throws ClusterUnavailableError when Redis is unreachable. */
+	/** Connects to Redis, registers this node and starts the heartbeat. Throws InvalidOptionError when Redis is unreachable. */
 	static async start(node: ClusterNodeOptions): Promise<ClusterNode> {
 		const events: { handle?: (event: ClusterEvent) => void; reconnected?: () => void } = {};
 		const store = await ClusterStore.connect({

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { InvalidOptionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { ClusterUnavailableError } from './errors.js';
 import type { NodeRecord } from './placement.js';
@@ -86,7 +87,7 @@ export class ClusterStore {
 		});
 	}
 
-	/** Connects both connections; throws ClusterUnavailableError when Redis cannot be reached at start. */
+	/** Connects both connections; throws InvalidOptionError when Redis cannot be reached at start. */
 	static async connect(options: ClusterStoreOptions): Promise<ClusterStore> {
 		const store = new ClusterStore(options);
 		try {
@@ -95,7 +96,8 @@ export class ClusterStore {
 			await store.#subscriber.subscribe(store.#channel);
 		} catch (error) {
 			store.close();
-			throw new ClusterUnavailableError(`cannot reach Redis at ${redactRedisUrl(options.redisUrl)}: ${(error as Error).message}; start Redis or fix --cluster`, { cause: error });
+			// At start this is the environment's fault, like a port in use: a configuration error (CLI exit 2).
+			throw new InvalidOptionError(`cannot reach Redis at ${redactRedisUrl(options.redisUrl)} (${(error as Error).message}); start Redis, or fix --cluster / BROADCAST_RELAY_CLUSTER`);
 		}
 		return store;
 	}

@@ -38,6 +38,15 @@ interface Upstream {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+	let timer: NodeJS.Timeout | undefined;
+	try {
+		return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
 /**
  * This node as an edge of a broadcast: a local broadcast in baseline mode whose
  * sources are pipes from an upstream node (the origin, or an edge when the
@@ -173,11 +182,16 @@ export class Edge {
 			const nodes = await this.#options.nodes();
 			for (const node of pickUpstreams(nodes, broadcastId, this.#origin, options.maxEdgePulls, self.id)) {
 				try {
-					const pulled = await relayRequest<{ pullId: string; sessionUrls: string[] }>(node.url, '/api/cluster/pulls', {
-						method: 'POST',
-						body: { broadcast: broadcastId, node: self.id, url: self.url },
-						token,
-					});
+					// An upstream that does not answer (a partition, not a refused connection) must not hold the viewer beyond the deadline.
+					const pulled = await withTimeout(
+						relayRequest<{ pullId: string; sessionUrls: string[] }>(node.url, '/api/cluster/pulls', {
+							method: 'POST',
+							body: { broadcast: broadcastId, node: self.id, url: self.url },
+							token,
+						}),
+						Math.max(500, deadline - performance.now()),
+						`node ${node.id} did not answer the pull in time`,
+					);
 					const sessions = pulled.sessionUrls.map((u) => decodeURIComponent(u.split('/').at(-1)!));
 					if (this.#closed) {
 						for (const id of sessions) this.#options.endSession(id);
