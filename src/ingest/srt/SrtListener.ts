@@ -57,7 +57,10 @@ export function srtListenerArgs(options: Pick<SrtListenerOptions, 'host' | 'port
 		'-probesize', '500000', '-analyzeduration', '1000000',
 		'-f', 'mpegts', '-i', `srt://${host}:${options.port}?${query.toString()}`,
 		'-map', '0:v:0', '-map', '0:a:0?', '-c', 'copy',
-		'-f', 'flv', '-flvflags', 'no_duration_filesize', 'pipe:1',
+		// Each packet goes out at once. Without these, video came in bursts the engine skipped through: the muxer held
+		// video back to interleave it with audio (MPEG-TS callers pack up to ~0.4 s of AAC in one PES), and a pipe is
+		// written in 32 KB blocks. Audio and video need no interleaving here: the FLV reader takes each tag as it comes.
+		'-max_interleave_delta', '1', '-flush_packets', '1', '-f', 'flv', '-flvflags', 'no_duration_filesize', 'pipe:1',
 	];
 }
 
