@@ -299,9 +299,10 @@ export class ClusterNode {
 		const broadcasts: NodeBroadcast[] = [...this.#relay.broadcasts.values()].map((b) => {
 			const edge = this.#edges.get(b.id);
 			const pulls = this.#served.of(b.id).map((p) => p.node);
-			return edge
-				? { id: b.id, role: 'edge', upstream: edge.upstream, origin: edge.origin, live: edge.live, viewers: b.viewers.size, pulls }
-				: { id: b.id, role: 'origin', live: b.live, viewers: b.viewers.size, pulls };
+			if (edge) return { id: b.id, role: 'edge', upstream: edge.upstream, origin: edge.origin, live: edge.live, viewers: b.viewers.size, pulls };
+			// An edge still making its first pull is an edge that is not live yet, not an origin.
+			if (this.#openingEdges.has(b.id)) return { id: b.id, role: 'edge', live: false, viewers: b.viewers.size, pulls };
+			return { id: b.id, role: 'origin', live: b.live, viewers: b.viewers.size, pulls };
 		});
 		const { announcedIp, listenIp } = this.#relay.options;
 		return { id: this.id, url: this.options.publicUrl, ip: announcedIp ?? listenIp, startedAt: this.#startedAt, updatedAt: Date.now(), load: this.#load(), broadcasts };
