@@ -328,6 +328,7 @@ program
 	.option('--keyframe-interval <seconds>', "re-encoder's keyframe interval", Number)
 	.option('--max-consumers <n>', 'most consumers the saturation ramp tries on one worker', integer)
 	.option('--no-saturation', 'skip the saturation ramp')
+	.option('--no-abr', 'skip the ABR scenario (Chromium viewers at mixed link capacities; a simulcast ladder against one rendition)')
 	.option('--isolated-saturation', 'also the isolated ramp: worker pinned to its own core; OpenSSL and NSS worker builds and raw mediasoup side by side')
 	.option('--seed <n>', 'seed of the lossy links', integer)
 	.option('--cluster <n>', 'the cluster benchmark instead: n local nodes on a Redis of its own, viewers spread by an entry node (README, Cluster)', integer)
@@ -385,6 +386,8 @@ program
 		if (flags.keyframeInterval) options.keyframeIntervalSeconds = flags.keyframeInterval;
 		if (flags.seed !== undefined) options.seed = flags.seed;
 		if (flags.saturation === false) options.saturation = undefined;
+		if (flags.abr === false) options.abr = undefined;
+		else if (options.abr) options.abr.video = { width: options.video.width, height: options.video.height, fps: options.video.fps, bitrateKbps: options.video.bitrateKbps };
 		else if (flags.maxConsumers && options.saturation) options.saturation = { ...options.saturation, maxConsumers: flags.maxConsumers };
 		if (flags.isolatedSaturation) options.isolatedSaturation = defaultIsolatedSaturationOptions(Boolean(flags.smoke));
 		const started = Date.now();

@@ -7,7 +7,17 @@ export interface Impairment {
 	delayMs: number;
 	/** Extra random delay up to this many ms (reorders packets when it exceeds their spacing). */
 	jitterMs: number;
+	/**
+	 * Link capacity relay→viewer, kbit/s: packets leave one after another at this rate
+	 * (a bottleneck's queue), and a packet that would wait longer than `queueMs` is
+	 * dropped (tail drop), as at a congested router. Default: unlimited.
+	 */
+	rateKbps?: number;
+	/** Longest a packet queues behind the rate cap, ms. Default 200. */
+	queueMs?: number;
 }
+
+const DEFAULT_QUEUE_MS = 200;
 
 /** A small seeded PRNG (mulberry32), so a lossy run can be repeated exactly. */
 export function seededRandom(seed: number): () => number {
@@ -25,7 +35,7 @@ export function seededRandom(seed: number): () => number {
  * A loopback UDP proxy between one WebRTC viewer and the relay: the viewer is
  * told (in the SDP answer) to connect to the proxy, which forwards both ways
  * and impairs the relay→viewer direction: drops, delays and reorders, from a
- * seeded random source.
+ * seeded random source, and optionally caps its rate (a bottleneck link).
  */
 export class LossyProxy {
 	readonly #front: Socket;
@@ -33,13 +43,22 @@ export class LossyProxy {
 	readonly #random: () => number;
 	readonly #timers = new Set<NodeJS.Timeout>();
 	#viewer?: RemoteInfo;
+	/** When the capped link has sent everything queued so far (performance.now() ms). */
+	#linkFreeAt = 0;
+	#rateKbps: number | undefined;
 	dropped = 0;
+	/** Of `dropped`, packets tail-dropped at the rate cap's full queue. */
+	queueDropped = 0;
 	forwarded = 0;
+	/** Bytes forwarded to the viewer. */
+	bytesForwarded = 0;
 
 	private constructor(front: Socket, back: Socket, target: { ip: string; port: number }, impairment: Impairment, seed: number) {
 		this.#front = front;
 		this.#back = back;
 		this.#random = seededRandom(seed);
+		this.#rateKbps = impairment.rateKbps;
+		const queueMs = impairment.queueMs ?? DEFAULT_QUEUE_MS;
 		front.on('message', (msg, rinfo) => {
 			this.#viewer = rinfo;
 			back.send(msg, target.port, target.ip);
@@ -51,14 +70,33 @@ export class LossyProxy {
 				this.dropped += 1;
 				return;
 			}
-			const delay = impairment.delayMs + this.#random() * impairment.jitterMs;
+			let queued = 0;
+			if (this.#rateKbps !== undefined) {
+				const now = performance.now();
+				const start = Math.max(now, this.#linkFreeAt);
+				if (start - now > queueMs) {
+					this.dropped += 1;
+					this.queueDropped += 1;
+					return;
+				}
+				// IP and UDP headers count against the link as well: 28 bytes.
+				this.#linkFreeAt = start + ((msg.length + 28) * 8) / this.#rateKbps;
+				queued = this.#linkFreeAt - now;
+			}
+			const delay = queued + impairment.delayMs + this.#random() * impairment.jitterMs;
 			const timer = setTimeout(() => {
 				this.#timers.delete(timer);
 				this.forwarded += 1;
+				this.bytesForwarded += msg.length;
 				front.send(msg, viewer.port, viewer.address);
 			}, delay);
 			this.#timers.add(timer);
 		});
+	}
+
+	/** Changes the rate cap (undefined: unlimited), e.g. a viewer whose link gets worse. */
+	setRate(kbps: number | undefined): void {
+		this.#rateKbps = kbps;
 	}
 
 	get port(): number {

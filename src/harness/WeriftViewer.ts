@@ -49,6 +49,8 @@ export class WeriftViewer {
 	 */
 	readonly barcodeArrivals: Array<{ index: number; at: number }> = [];
 	videoSsrc?: number;
+	/** VP8: the picture size in the last keyframe's header (the simulcast layer a viewer receives). */
+	keyframeSize?: { width: number; height: number };
 	/** The relay's id for this viewer, when joined through a fixture. */
 	relayViewerId = '';
 	/** performance.now() when connect() began, for time to first frame. */
@@ -107,6 +109,7 @@ export class WeriftViewer {
 				if (keyframeStart && this.#lastKeyframeTimestamp !== rtp.header.timestamp) {
 					this.#lastKeyframeTimestamp = rtp.header.timestamp;
 					this.keyframeTimes.push(performance.now());
+					if (this.#codec === 'VP8') this.keyframeSize = vp8KeyframeSize(Vp8RtpPayload.deSerialize(payload).payload) ?? this.keyframeSize;
 				}
 				this.#onVideoPacket(rtp.header.sequenceNumber, rtp.header.timestamp, rtp.header.marker, keyframeStart, payload);
 				if (rtp.header.marker) {
@@ -192,4 +195,10 @@ export class WeriftViewer {
 		await this.pc.close();
 		await this.#barcodes?.close();
 	}
+}
+
+/** Width and height from a VP8 keyframe's header (RFC 6386 §9.1: tag, start code 9d 01 2a, 14-bit sizes). */
+export function vp8KeyframeSize(frame: Buffer): { width: number; height: number } | undefined {
+	if (frame.length < 10 || (frame[0]! & 0x01) !== 0 || frame[3] !== 0x9d || frame[4] !== 0x01 || frame[5] !== 0x2a) return undefined;
+	return { width: frame.readUInt16LE(6) & 0x3fff, height: frame.readUInt16LE(8) & 0x3fff };
 }

@@ -9,6 +9,7 @@ import { affinityOf, hasTaskset, parseCoreList, pinProcess, startBusyLoop } from
 import { ensureClickClip, ensureClip } from './fixtures.js';
 import { LatencyProbe } from './LatencyProbe.js';
 import { LossyProxy, seededRandom } from './LossyProxy.js';
+import { defaultAbrOptions, runAbr, type AbrOptions, type AbrReport } from './abr.js';
 import { CpuMeter, rssBytes } from './procStats.js';
 import { RtpSink } from './RtpSink.js';
 import { ENGINES, SCENARIOS, type EngineName, type ScenarioName } from './scenarios.js';
@@ -55,6 +56,8 @@ export interface BenchOptions {
 	seed: number;
 	/** The isolated saturation ramp (saturation.ts: worker on a core of its own; OpenSSL, NSS and raw mediasoup side by side). Default off. */
 	isolatedSaturation?: IsolatedSaturationOptions;
+	/** The ABR scenario (abr.ts): Chromium viewers at mixed link capacities, a simulcast ladder against one rendition. Absent: not run. */
+	abr?: AbrOptions;
 	onProgress?: (progress: { label: string; done: number; total: number }) => void;
 	logger?: Logger;
 }
@@ -187,6 +190,8 @@ export interface BenchReport {
 	failed: FailedRun[];
 	saturation: SaturationResult[];
 	isolatedSaturation?: IsolatedSaturationReport;
+	/** The ABR scenario (Chromium viewers at mixed link capacities; ladder against a single rendition). */
+	abr?: AbrReport;
 }
 
 /** The finite values sorted, and their q-quantile (nearest rank below; NaN when there are none). */
@@ -218,6 +223,7 @@ export function defaultBenchOptions(smoke: boolean): BenchOptions {
 				keyframeIntervalSeconds: 1,
 				saturation: { step: 20, stepSeconds: 1.5, maxConsumers: 40, lossThreshold: 0.5, cpuThreshold: 90 },
 				seed: 1,
+				abr: defaultAbrOptions(true, { width: 320, height: 180, fps: 15, bitrateKbps: 300 }),
 			}
 		: {
 				smoke,
@@ -233,6 +239,7 @@ export function defaultBenchOptions(smoke: boolean): BenchOptions {
 				keyframeIntervalSeconds: 2,
 				saturation: { step: 100, stepSeconds: 4, maxConsumers: 1500, lossThreshold: 0.5, cpuThreshold: 90 },
 				seed: 1,
+				abr: defaultAbrOptions(false, { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 }),
 			};
 }
 
@@ -715,6 +722,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 	if (options.saturation) {
 		for (const mode of ['relay', 'baseline'] as const) saturation.push(await runSaturation(mode, mode === 'relay' ? options.engines[0] : undefined, options, clip, logger));
 	}
+	if (options.abr) options.onProgress?.({ label: 'abr (Chromium viewers, ladder and single rendition)', done: 0, total: 1 });
+	const abr = options.abr ? await runAbr(options.abr, clip.video, logger) : undefined;
 	const isolatedSaturation = options.isolatedSaturation
 		? await runIsolatedSaturation(options.isolatedSaturation, (label) => options.onProgress?.({ label: `isolated saturation · ${label}`, done: 0, total: 1 }))
 		: undefined;
@@ -728,6 +737,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
 		failed,
 		saturation,
 		...(isolatedSaturation ? { isolatedSaturation } : {}),
+		...(abr ? { abr } : {}),
 	};
 }
 

@@ -150,7 +150,30 @@ export function markdownReport(report: BenchReport): string {
 		}
 		lines.push('');
 	}
+	if (report.abr) lines.push(...abrMarkdown(report.abr));
 	return lines.join('\n');
+}
+
+/** The ABR scenario: per viewer class, ladder against a single rendition; switch time and re-encoder CPU. */
+function abrMarkdown(abr: NonNullable<BenchReport['abr']>): string[] {
+	const lines = ['### abr (Chromium viewers at mixed link capacities)', ''];
+	if (abr.skipped) return [...lines, `Not run: ${abr.skipped}.`, ''];
+	lines.push('| run | viewer link | viewers | picture (layer) | fps | freeze % | loss % |', '|---|---|---:|---|---:|---:|---:|');
+	for (const run of abr.runs) {
+		for (const c of run.classes) {
+			lines.push(`| ${run.run} (${run.layers} layer${run.layers > 1 ? 's' : ''}) | ${c.label} | ${c.viewers} | ${c.size}${c.layer !== null ? ` (${c.layer})` : ''} | ${fmt(c.fps)} | ${fmt(c.freezePercent, 2)} | ${fmt(c.lossPercent, 2)} |`);
+		}
+	}
+	const ladder = abr.runs.find((r) => r.run === 'ladder');
+	const single = abr.runs.find((r) => r.run === 'single');
+	lines.push('');
+	if (ladder?.layerSwitchMs) lines.push(`- Layer switch at a viewer (its maximum layer set to 0, then lifted): down ${fmt(ladder.layerSwitchMs.down, 0)} ms, up ${fmt(ladder.layerSwitchMs.up, 0)} ms.`);
+	if (ladder && single) {
+		lines.push(`- Re-encoder CPU: ladder ${fmt(ladder.reencoderCpuCores, 2)} core, single rendition ${fmt(single.reencoderCpuCores, 2)} core (×${fmt(ladder.reencoderCpuCores / Math.max(0.001, single.reencoderCpuCores), 2)}).`);
+		lines.push(`- Relay-side layer switches while measured: ladder ${ladder.switches}.`);
+	}
+	lines.push('');
+	return lines;
 }
 
 /** Viewers (consumers on one worker) against worker CPU and loss, both modes, as an SVG line chart. */

@@ -92,9 +92,9 @@ export class ViewerLayers {
 	}
 }
 
-/** Spatial layers a consumer can get: mediasoup writes them into its encoding's scalability mode ("S3T1"). */
+/** Spatial layers a consumer can get: mediasoup writes them into its encoding's scalability mode ("L3T1" for simulcast). */
 export function spatialLayersOf(consumer: ms.Consumer): number {
 	if (consumer.type !== 'simulcast') return 1;
-	const match = /^S(\d+)/.exec(consumer.rtpParameters.encodings?.[0]?.scalabilityMode ?? '');
+	const match = /^[LS](\d+)/.exec(consumer.rtpParameters.encodings?.[0]?.scalabilityMode ?? '');
 	return match ? Number(match[1]) : 1;
 }
