@@ -126,8 +126,12 @@ export class VideoTranscoder {
 		validateOptions(options);
 		const transcoder = new VideoTranscoder(options);
 		try {
-			await transcoder.#openDecoder();
-			for (const rendition of transcoder.#renditions) await transcoder.#openEncoder(rendition, 0);
+			// Opened side by side (each open2 runs in libuv's thread pool): an engine restarting with a
+			// ladder is back that much sooner.
+			// All settle before a failure closes them (no context is freed while another opens).
+			const opened = await Promise.allSettled([transcoder.#openDecoder(), ...transcoder.#renditions.map((rendition) => transcoder.#openEncoder(rendition, 0))]);
+			const failed = opened.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+			if (failed) throw failed.reason;
 		} catch (error) {
 			transcoder.close();
 			throw error;
