@@ -1,6 +1,8 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Amf0Error, decodeAmf0, encodeAmf0 } from '../../src/ingest/live/amf0.js';
 import { FlvMediaParser, FlvStreamReader, UnsupportedMediaError } from '../../src/ingest/live/flv.js';
+import { serverHandshake } from '../../src/ingest/rtmp/handshake.js';
 import { rtmpTarget } from '../../src/ingest/rtmp/streamName.js';
 import { srtTarget } from '../../src/ingest/srt/streamId.js';
 
@@ -122,4 +124,40 @@ describe('which broadcast a publish names', () => {
 		expect(srtTarget('read:keynote')).toMatchObject({ error: expect.stringMatching(/publishers only/) });
 		expect(srtTarget('')).toMatchObject({ error: expect.stringMatching(/no streamid/) });
 	});
+});
+
+describe('RTMP handshake', () => {
+	// What a client checks, written from its side (librtmp's handshake.h, FFmpeg's rtmpproto.c).
+	const FMS = Buffer.from('Genuine Adobe Flash Media Server 001', 'latin1');
+	const FP = Buffer.from('Genuine Adobe Flash Player 001', 'latin1');
+	const CRUD = Buffer.from('f0eec24a8068bee82e00d0d1029e7e576eec5d2d29806fab93b8e636cfeb31ae', 'hex');
+	const hmac = (data: Buffer, key: Buffer) => createHmac('sha256', key).update(data).digest();
+	const offset = (sig: Buffer, scheme: 0 | 1) => {
+		const base = scheme === 0 ? 8 : 772;
+		return ((sig[base]! + sig[base + 1]! + sig[base + 2]! + sig[base + 3]!) % 728) + (scheme === 0 ? 12 : 776);
+	};
+	const without = (sig: Buffer, at: number) => Buffer.concat([sig.subarray(0, at), sig.subarray(at + 32)]);
+
+	it('a plain C1 (version 0) gets S2 = C1', () => {
+		const c1 = Buffer.concat([Buffer.alloc(8), randomBytes(1528)]);
+		const out = serverHandshake(c1);
+		expect(out.length).toBe(1 + 1536 * 2);
+		expect(out[0]).toBe(3);
+		expect(out.subarray(1 + 1536)).toEqual(c1);
+	});
+
+	for (const scheme of [0, 1] as const) {
+		it(`a signed C1 (digest scheme ${scheme}, as FFmpeg and OBS send) gets an S1 and S2 the client can verify`, () => {
+			const c1 = Buffer.concat([Buffer.from([0, 0, 0, 0, 9, 0, 124, 2]), randomBytes(1528)]);
+			const at = offset(c1, scheme);
+			hmac(without(c1, at), FP).copy(c1, at);
+			const out = serverHandshake(c1);
+			const s1 = out.subarray(1, 1537);
+			const s2 = out.subarray(1537);
+			const s1At = offset(s1, scheme);
+			expect(s1.subarray(s1At, s1At + 32)).toEqual(hmac(without(s1, s1At), FMS));
+			const key = hmac(c1.subarray(at, at + 32), Buffer.concat([FMS, CRUD]));
+			expect(s2.subarray(1504)).toEqual(hmac(s2.subarray(0, 1504), key));
+		});
+	}
 });
