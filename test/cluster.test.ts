@@ -50,9 +50,16 @@ describe('cluster: origin and edges on Redis, real node processes', () => {
 		await onC.play(nodes.c!, Object.values(nodes));
 		await Promise.all([onB.frames(10, 10_000), onC.frames(10, 10_000)]);
 		expect([onB.node, onC.node]).toEqual(['b', 'c']);
+		// Viewers' keyframe requests at the edges travel up the pipes and end at the origin's re-encoder.
+		const received = async () => {
+			const stats = (await (await fetch(`${nodes.a!.url}/api/broadcasts/${BROADCAST}`)).json()) as { reencoders: Array<{ kind: string; keyframeRequestsReceived?: number }> };
+			return stats.reencoders.find((r) => r.kind === 'video')!.keyframeRequestsReceived ?? 0;
+		};
+		const receivedBefore = await received();
 		await onB.werift.sendPli();
 		await onC.werift.sendPli();
 		await onB.frames(5, 5000);
+		await eventually(async () => expect(await received()).toBeGreaterThan(receivedBefore), 3000, 100);
 		const view = await clusterView(nodes.a!);
 		const served = view.pulls.served.filter((p) => p.broadcast === BROADCAST).map((p) => p.node).sort();
 		expect(served).toEqual(['b', 'c']);
@@ -144,14 +151,14 @@ describe('cluster: origin and edges on Redis, real node processes', () => {
 		}, 3000, 100);
 		const onC = await clusterView(nodes.c!);
 		expect(onC.pulls.served).toEqual([]);
-		expect(onC.pulls.pulling).toEqual([{ broadcast: BROADCAST, upstream: 'a', origin: 'a', live: true }]);
+		// C holds one pull of two tracks (video, audio): two pipes into its feed, nothing left from anything else.
+		expect(onC.pulls.pulling).toEqual([{ broadcast: BROADCAST, upstream: 'a', origin: 'a', live: true, pipes: 2 }]);
 		const pipeSessions = (metrics: string) => Number(/broadcast_relay_http_sessions\{kind="pipe"\} (\d+)/.exec(metrics)?.[1]);
-		// C holds one pull of two tracks (video, audio): two pipe-ingest sessions, none left from anything else.
-		expect(pipeSessions(await (await fetch(`${nodes.c!.url}/metrics`)).text())).toBe(2);
+		expect(pipeSessions(await (await fetch(`${nodes.c!.url}/metrics`)).text())).toBe(0);
 		expect(pipeSessions(await (await fetch(`${nodes.a!.url}/metrics`)).text())).toBe(0);
 	}, 60_000);
 
-	it('(d) SIGKILL the origin: the publisher re-publishes to another node, edges re-pull from it, viewers play again within 5 s', async () => {
+	it('(d) SIGKILL the origin: the publisher re-publishes to another node, edges re-pull from it, their viewers play on without a new offer within 5 s', async () => {
 		// B back as an edge with a viewer, so that an edge other than the new origin re-pulls.
 		nodes.b = await startNode('b', redis.port);
 		const onNewB = new Viewer();
@@ -167,15 +174,24 @@ describe('cluster: origin and edges on Redis, real node processes', () => {
 		// The WHIP client reconnects, to C: A's lease has not run out, but A does not answer, so C takes over.
 		await publish(publisher, nodes.c!);
 		const alive = [nodes.b, nodes.c!];
-		await Promise.all(
-			viewers.map(async (viewer) => {
-				const entry = viewer.node === 'b' ? nodes.b! : nodes.c!;
-				await eventually(() => viewer.play(entry, alive), 5000, 200);
-				await viewer.frames(5, 5000);
-			}),
-		);
+		const onB = viewers.filter((v) => v.node === 'b');
+		const peersOnB = onB.map((v) => v.werift);
+		await Promise.all([
+			// B stays an edge: it pulls from C now, and its viewers' sessions go on (the same peer, no new POST).
+			...onB.map((viewer) => viewer.frames(5, 5000)),
+			// C was an edge and is the origin now: its own edge broadcast ended, so its viewers POST again.
+			...viewers
+				.filter((v) => v.node === 'c')
+				.map(async (viewer) => {
+					await eventually(() => viewer.play(nodes.c!, alive), 5000, 200);
+					await viewer.frames(5, 5000);
+				}),
+		]);
 		const elapsed = performance.now() - killedAt;
 		expect(elapsed).toBeLessThan(5000);
+		expect(onB.map((v) => v.werift)).toEqual(peersOnB);
+		// The viewers on B keep playing from the new origin.
+		await Promise.all(onB.map((viewer) => viewer.frames(15, 5000)));
 		const view = await clusterView(nodes.c!);
 		const entry = view.broadcasts.find((b) => b.id === BROADCAST)!;
 		expect(entry.origin).toBe('c');

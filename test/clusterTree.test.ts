@@ -45,7 +45,7 @@ describe('cluster: pull tree and broadcast end', () => {
 		const view = await clusterView(nodes.c!);
 		const entry = view.broadcasts.find((b) => b.id === BROADCAST)!;
 		expect(entry.tree).toEqual({ node: 'a', viewers: 0, children: [{ node: 'b', viewers: 1, children: [{ node: 'c', viewers: 1, children: [] }] }] });
-		expect(view.pulls.pulling).toEqual([{ broadcast: BROADCAST, upstream: 'b', origin: 'a', live: true }]);
+		expect(view.pulls.pulling).toEqual([{ broadcast: BROADCAST, upstream: 'b', origin: 'a', live: true, pipes: 2 }]);
 	}, 60_000);
 
 	it('the broadcast ends at its origin: every edge closes its pull, its broadcast and its viewers', async () => {

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { Relay } from '../Relay.js';
 import { ClusterStore, type ClusterEvent } from './ClusterStore.js';
 import { Edge } from './Edge.js';
+import type { EdgeFeed } from './EdgeFeed.js';
 import { ClusterUnavailableError } from './errors.js';
 import type { ClusterOptions } from './options.js';
 import { hasRoom, pickRedirect, pullTree, type NodeBroadcast, type NodeLoad, type NodeRecord, type PullTree } from './placement.js';
@@ -16,8 +17,6 @@ export interface ClusterNodeOptions {
 	relay: Relay;
 	/** Creates a broadcast within the service's limits (maxBroadcasts). */
 	createBroadcast(options: { id: string; mode: 'baseline' }): Promise<Broadcast>;
-	/** Ends a local HTTP session (a pipe ingest an upstream opened here). */
-	endSession(id: string): void;
 	/** The cluster's shared tokens: ingest (pipe ingest on other nodes) and admin (their pull API). */
 	tokens: { ingest?: string; admin?: string };
 	logger: Logger;
@@ -32,7 +31,7 @@ export interface ClusterView {
 	nodes: Array<NodeRecord & { self: boolean }>;
 	broadcasts: Array<{ id: string; origin: string; edges: Array<{ node: string; upstream?: string; viewers: number; live: boolean }>; tree: PullTree }>;
 	/** This node's pulls: served to other edges, and its own as an edge. */
-	pulls: { served: Array<{ id: string; broadcast: string; node: string; pipes: number }>; pulling: Array<{ broadcast: string; upstream?: string; origin: string; live: boolean }> };
+	pulls: { served: Array<{ id: string; broadcast: string; node: string; pipes: number }>; pulling: Array<{ broadcast: string; upstream?: string; origin: string; live: boolean; pipes: number }> };
 }
 
 /**
@@ -52,6 +51,8 @@ export class ClusterNode {
 	readonly #served: ServedPulls;
 	readonly #edges = new Map<string, Edge>();
 	readonly #openingEdges = new Map<string, Promise<Edge>>();
+	/** The edges' feeds by key: where upstreams pipe into. */
+	readonly #feeds = new Map<string, EdgeFeed>();
 	/** Broadcasts whose origin lease this node holds (or means to hold: renewed at each heartbeat). */
 	readonly #origins = new Set<string>();
 	readonly #abort = new AbortController();
@@ -163,7 +164,9 @@ export class ClusterNode {
 			options: this.options,
 			token: this.#node.tokens.admin,
 			createBroadcast: () => this.#node.createBroadcast({ id: broadcastId, mode: 'baseline' }),
-			endSession: (id) => this.#node.endSession(id),
+			listenIp: this.#relay.options.listenIp,
+			announcedIp: this.#relay.options.announcedIp,
+			feeds: this.#feeds,
 			nodes: async () => (this.#nodes = await this.#store.nodes()),
 			servedPulls: () => this.#served.of(broadcastId).length,
 			onRepull: () => void this.#served.closeWhere((p) => p.broadcastId === broadcastId),
@@ -227,6 +230,15 @@ export class ClusterNode {
 		const pull = await this.#served.open(broadcast, { id: request.node, url: request.url });
 		edge?.checkIdle();
 		return pull;
+	}
+
+	/** The feed an upstream pipes into, by the key in its receiving URL. */
+	feed(key: string, broadcastId: string): EdgeFeed {
+		const feed = this.#feeds.get(key);
+		if (!feed || feed.closed) throw new NotFoundError('no such edge feed (the edge stopped pulling); pull again');
+		const edge = [...this.#edges.values()].find((e) => e.broadcastId === broadcastId);
+		if (edge && !edge.hasFeed(key)) throw new NotFoundError('this feed is not of that broadcast');
+		return feed;
 	}
 
 	async closePull(id: string): Promise<boolean> {
@@ -358,7 +370,7 @@ export class ClusterNode {
 	async view(): Promise<ClusterView> {
 		const pulls = {
 			served: this.#served.list().map((p) => ({ id: p.id, broadcast: p.broadcastId, node: p.node, pipes: p.pipes.length })),
-			pulling: [...this.#edges.values()].map((e) => ({ broadcast: e.broadcastId, upstream: e.upstream, origin: e.origin, live: e.live })),
+			pulling: [...this.#edges.values()].map((e) => ({ broadcast: e.broadcastId, upstream: e.upstream, origin: e.origin, live: e.live, pipes: e.pipes })),
 		};
 		let nodes: NodeRecord[];
 		let origins: Map<string, string>;

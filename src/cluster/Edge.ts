@@ -1,4 +1,5 @@
 import type { Broadcast } from '../Broadcast.js';
+import { EdgeFeed } from './EdgeFeed.js';
 import { ClusterUnavailableError } from './errors.js';
 import type { Logger } from '../logger.js';
 import { relayRequest, RelayRefusedError } from '../relayClient.js';
@@ -15,8 +16,11 @@ export interface EdgeOptions {
 	token?: string;
 	/** Creates the local broadcast the edge fans out (baseline mode: edges never re-encode). */
 	createBroadcast(): Promise<Broadcast>;
-	/** Ends a local HTTP session by id (the pipe-ingest sessions the upstream opened here). */
-	endSession(id: string): void;
+	/** Where the feed's sockets listen and what they announce. */
+	listenIp: string;
+	announcedIp?: string;
+	/** Receiving feeds by key, for the pipe requests of the upstream (see registerClusterRoutes). */
+	feeds: Map<string, EdgeFeed>;
 	/** The cluster's nodes, read fresh. */
 	nodes(): Promise<NodeRecord[]>;
 	/** Pulls of this broadcast that this node serves to other edges. */
@@ -32,8 +36,6 @@ interface Upstream {
 	node: string;
 	url: string;
 	pullId: string;
-	/** Pipe-ingest session ids here, one per track. */
-	sessions: string[];
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -48,11 +50,12 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, message: string):
 }
 
 /**
- * This node as an edge of a broadcast: a local broadcast in baseline mode whose
- * sources are pipes from an upstream node (the origin, or an edge when the
- * origin serves its limit of pulls), pulled once and fanned out to the local
- * viewers. Re-pulls when the upstream goes or the origin changes; stops pulling
- * (and closes its broadcast) when idle for edgeLingerMs, or when orphaned.
+ * This node as an edge of a broadcast: a local broadcast in baseline mode fed,
+ * through the stable producers of an EdgeFeed, by pipes from an upstream node
+ * (the origin, or an edge when the origin serves its limit of pulls), pulled
+ * once and fanned out to the local viewers. Re-pulls when the upstream goes or
+ * the origin changes, and the viewers stay (the feed's producers do not change);
+ * stops pulling (and closes its broadcast) when idle for edgeLingerMs, or when orphaned.
  */
 export class Edge {
 	readonly broadcastId: string;
@@ -60,6 +63,7 @@ export class Edge {
 	readonly #logger: Logger;
 	#origin: string;
 	#broadcast?: Broadcast;
+	#feed?: EdgeFeed;
 	#upstream?: Upstream;
 	#pulling?: Promise<void>;
 	#dropping = false;
@@ -80,10 +84,17 @@ export class Edge {
 		try {
 			const broadcast = await options.createBroadcast();
 			edge.#broadcast = broadcast;
-			broadcast.on('sourceclosed', () => {
+			edge.#feed = await EdgeFeed.create({
+				broadcast,
+				listenIp: options.listenIp,
+				announcedIp: options.announcedIp,
 				// The upstream ended its pipes (it re-pulled, or its broadcast ended): pull again unless this edge did it.
-				if (!edge.#dropping && !edge.#closed) edge.repull('upstream closed its pipes');
+				onUpstreamClosed: () => {
+					if (!edge.#dropping && !edge.#closed) void edge.repull('upstream closed its pipes');
+				},
+				logger: edge.#logger,
 			});
+			options.feeds.set(edge.#feed.key, edge.#feed);
 			broadcast.on('viewerleft', () => edge.checkIdle());
 			broadcast.on('viewerjoined', () => edge.checkIdle());
 			edge.#pulling = edge.#pull().finally(() => (edge.#pulling = undefined));
@@ -109,6 +120,15 @@ export class Edge {
 
 	get broadcast(): Broadcast | undefined {
 		return this.#broadcast;
+	}
+
+	/** Pipes feeding the edge now (one per track while it pulls). */
+	get pipes(): number {
+		return this.#feed?.sessions ?? 0;
+	}
+
+	hasFeed(key: string): boolean {
+		return this.#feed?.key === key;
 	}
 
 	get live(): boolean {
@@ -186,18 +206,14 @@ export class Edge {
 					const pulled = await withTimeout(
 						relayRequest<{ pullId: string; sessionUrls: string[] }>(node.url, '/api/cluster/pulls', {
 							method: 'POST',
-							body: { broadcast: broadcastId, node: self.id, url: self.url },
+							body: { broadcast: broadcastId, node: self.id, url: `${self.url.replace(/\/+$/, '')}/api/cluster/receive/${this.#feed!.key}` },
 							token,
 						}),
 						Math.max(500, deadline - performance.now()),
 						`node ${node.id} did not answer the pull in time`,
 					);
-					const sessions = pulled.sessionUrls.map((u) => decodeURIComponent(u.split('/').at(-1)!));
-					if (this.#closed) {
-						for (const id of sessions) this.#options.endSession(id);
-						return;
-					}
-					this.#upstream = { node: node.id, url: node.url, pullId: pulled.pullId, sessions };
+					if (this.#closed) return;
+					this.#upstream = { node: node.id, url: node.url, pullId: pulled.pullId };
 					this.#logger.info({ upstream: node.id, origin: this.#origin }, 'pulling');
 					this.checkIdle();
 					return;
@@ -222,7 +238,7 @@ export class Edge {
 		if (!upstream) return;
 		this.#dropping = true;
 		try {
-			for (const id of upstream.sessions) this.#options.endSession(id);
+			this.#feed?.closeSessions();
 		} finally {
 			this.#dropping = false;
 		}
@@ -236,6 +252,8 @@ export class Edge {
 		clearTimeout(this.#linger);
 		this.#logger.info({ reason }, 'edge closed');
 		this.#dropUpstream();
+		if (this.#feed) this.#options.feeds.delete(this.#feed.key);
+		this.#feed?.close();
 		await this.#broadcast?.close();
 		this.#options.onClosed();
 	}

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { formatIssues } from '../options.js';
 import type { Relay } from '../Relay.js';
@@ -12,13 +12,12 @@ import { ClusterNode } from './ClusterNode.js';
 
 /** Starts this service's cluster node (config.cluster set): tokens and broadcast creation come from the service. */
 export async function startClusterNode(context: { config: ServiceConfig; relay: Relay; sessions: SessionRegistry; creator: BroadcastCreator; logger: Logger }): Promise<ClusterNode> {
-	const { config, relay, sessions, creator, logger } = context;
+	const { config, relay, creator, logger } = context;
 	if (!config.cluster) throw new InvalidOptionError('cluster mode needs cluster options (--cluster redis://…)');
 	return ClusterNode.start({
 		options: config.cluster,
 		relay,
 		createBroadcast: (options) => creator.create(options),
-		endSession: (id) => void sessions.end(id),
 		tokens: { ingest: config.ingestTokens[0], admin: config.adminTokens[0] },
 		logger,
 	});
@@ -40,6 +39,19 @@ export function redirectLocation(base: string, requestUrl: string): string {
 /** True when the request was redirected here by another node (see redirectLocation). */
 export function redirectedHere(request: FastifyRequest): boolean {
 	return (request.query as Record<string, unknown> | undefined)?.hop !== undefined;
+}
+
+const pipeOpenBody = z.strictObject({ ip: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) });
+const pipeProduceBody = z.strictObject({
+	kind: z.enum(['audio', 'video']),
+	rtpParameters: z.looseObject({ codecs: z.array(z.looseObject({})).min(1), encodings: z.array(z.looseObject({})).min(1) }),
+	paused: z.boolean().optional(),
+});
+
+function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
+	const result = schema.safeParse(body);
+	if (!result.success) throw new InvalidOptionError(`${what}: ${formatIssues(result.error, 'body')}`);
+	return result.data;
 }
 
 const pullBody = z.strictObject({
@@ -71,6 +83,37 @@ export function registerClusterRoutes(
 			if (!parsed.success) throw new InvalidOptionError(`pull body: ${formatIssues(parsed.error, 'body')}`);
 			const pull = await cluster.servePull(parsed.data);
 			return reply.code(201).send({ pullId: pull.id, sessionUrls: pull.pipes.map((p) => p.sessionUrl) });
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+	// An edge's feed, as an upstream's pipeToRelay() sees a pipe ingest: the same requests under the feed's base URL
+	// (/api/cluster/receive/<key>, the key an unguessable capability the edge gave its upstream).
+	type Receive = { Params: { key: string; id: string; session: string } };
+	const base = '/api/cluster/receive/:key/api/broadcasts/:id/pipe-ingest';
+	app.post<Receive>(base, async (request, reply) => {
+		try {
+			const feed = cluster.feed(request.params.key, request.params.id);
+			const opened = await feed.openSession(parse(pipeOpenBody, request.body, 'pipe ingest body'));
+			const sessionUrl = `/api/cluster/receive/${encodeURIComponent(feed.key)}/api/broadcasts/${encodeURIComponent(request.params.id)}/pipe-ingest/${opened.id}`;
+			return reply.code(201).header('location', sessionUrl).send({ sessionUrl, ip: opened.ip, port: opened.port });
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+	app.post<Receive>(`${base}/:session/producers`, async (request, reply) => {
+		try {
+			const body = parse(pipeProduceBody, request.body, 'pipe producer body');
+			const producer = await cluster.feed(request.params.key, request.params.id).produce(request.params.session, body as never);
+			return reply.code(201).send({ producerId: producer.id });
+		} catch (error) {
+			return sendJsonError(reply, error, retry);
+		}
+	});
+	app.delete<Receive>(`${base}/:session`, async (request, reply) => {
+		try {
+			if (!cluster.feed(request.params.key, request.params.id).closeSession(request.params.session, true)) throw new NotFoundError('no such pipe session');
+			return reply.code(204).send();
 		} catch (error) {
 			return sendJsonError(reply, error, retry);
 		}
