@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ClosedError } from '../src/errors.js';
 import type { LiveIngest } from '../src/ingest/live/LiveIngest.js';
 import type { RtmpServer } from '../src/ingest/rtmp/RtmpServer.js';
 import { mediaChildren, sleep, useRelayFixture } from './helpers/fixture.js';
@@ -96,12 +97,20 @@ describe('RTMP ingest', () => {
 		const { relay, live, server } = await setUp(1000);
 		const publisher = publish(`rtmp://127.0.0.1:${server.port}/live/gone?key=${STREAM_KEY}`);
 		await waitUntil(() => relay.broadcasts.get('gone')?.live === true, 15_000, 'broadcast live');
+		const feed = live.feed('gone')!;
 		await publisher.stop();
 		await waitUntil(() => live.feed('gone') === undefined, 5000, 'the feed to end after the grace period');
 		const broadcast = relay.broadcasts.get('gone')!;
 		expect(broadcast.source('video')).toBeUndefined();
 		expect(broadcast.source('audio')).toBeUndefined();
 		expect(server.connections).toBe(0);
+		// Closed once, for good: closing again does nothing, using it throws a clear error.
+		expect(feed.closed).toBe(true);
+		feed.close();
+		expect(() => feed.attach({ label: 'late', disconnect: () => undefined })).toThrow(ClosedError);
+		await server.close();
+		await server.close();
+		expect(server.closed).toBe(true);
 	});
 
 	it('many stream keys on one port: two publishers, two broadcasts, each with its own viewer', async () => {

@@ -15,6 +15,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Broadcast } from '../../Broadcast.js';
+import { ClosedError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { H264Packetizer, RtpSender } from '../../rtp/packetize.js';
 import { AacToOpus, OPUS_FRAME_SAMPLES } from './AacToOpus.js';
@@ -166,7 +167,7 @@ export class LiveFeed extends EventEmitter<LiveFeedEvents> {
 
 	/** A publisher takes over the feed; one attached already is disconnected. */
 	attach(publisher: FeedPublisher): void {
-		if (this.#closed) throw new Error('the live feed is closed');
+		if (this.#closed) throw new ClosedError(`the live feed of broadcast ${this.broadcast.id}`);
 		const previous = this.#turn;
 		if (previous) this.#endTurn(previous, `replaced by ${publisher.label}`);
 		const resumed = this.#graceTimer !== undefined;

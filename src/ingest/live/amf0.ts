@@ -4,11 +4,16 @@
  * booleans, strings, objects, ECMA and strict arrays, null, undefined, dates);
  * anything else, or data cut short, throws Amf0Error, never reads past the end.
  */
+import { RelayError } from '../../errors.js';
 
 export type Amf0Value = number | boolean | string | null | undefined | Date | Amf0Value[] | { [key: string]: Amf0Value };
 
-export class Amf0Error extends Error {
-	override readonly name = 'Amf0Error';
+/** Not AMF0 (a publisher that does not speak RTMP, or garbage). */
+export class Amf0Error extends RelayError {
+	constructor(message: string) {
+		super('ERR_INVALID_AMF0', message);
+		this.name = 'Amf0Error';
+	}
 }
 
 /** Nesting beyond this is refused: no publisher needs it, and a crafted message must not blow the stack. */

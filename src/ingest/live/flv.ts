@@ -5,6 +5,7 @@
  * and raw AAC frames with their AudioSpecificConfig. Anything else is refused
  * with an UnsupportedMediaError that names what was sent and what to send.
  */
+import { UnsupportedCodecError } from '../../errors.js';
 import { decodeAmf0, type Amf0Value } from './amf0.js';
 
 export const FLV_TAG_AUDIO = 8;
@@ -15,8 +16,11 @@ const VIDEO_CODEC_NAMES: Record<number, string> = { 2: 'Sorenson H.263', 3: 'Scr
 const AUDIO_CODEC_NAMES: Record<number, string> = { 0: 'PCM', 1: 'ADPCM', 2: 'MP3', 3: 'PCM LE', 4: 'Nellymoser', 5: 'Nellymoser', 6: 'Nellymoser', 7: 'G.711 A-law', 8: 'G.711 mu-law', 10: 'AAC', 11: 'Speex', 14: 'MP3 8 kHz' };
 
 /** Media the relay cannot take; the message says what was sent and what to send instead. */
-export class UnsupportedMediaError extends Error {
-	override readonly name = 'UnsupportedMediaError';
+export class UnsupportedMediaError extends UnsupportedCodecError {
+	constructor(message: string) {
+		super(message);
+		this.name = 'UnsupportedMediaError';
+	}
 }
 
 export interface VideoAccessUnit {

@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import { RelayError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { Amf0Error, decodeAmf0, encodeAmf0, type Amf0Value } from '../live/amf0.js';
 import { FLV_TAG_AUDIO, FLV_TAG_SCRIPT, FLV_TAG_VIDEO } from '../live/flv.js';
@@ -35,12 +36,12 @@ export interface LiveSink {
 }
 
 /** A publish the server will not take; its message goes to the log and, as the status description, to the client. */
-export class PublishRefusedError extends Error {
-	override readonly name = 'PublishRefusedError';
-	/** NetStream status code sent to the client. */
+export class PublishRefusedError extends RelayError {
+	/** NetStream status code sent to an RTMP client. */
 	readonly statusCode: string;
 	constructor(message: string, statusCode = 'NetStream.Publish.BadName') {
-		super(message);
+		super('ERR_PUBLISH_REFUSED', message);
+		this.name = 'PublishRefusedError';
 		this.statusCode = statusCode;
 	}
 }
@@ -80,7 +81,13 @@ const TYPE_DATA_AMF0 = 18;
 const TYPE_COMMAND_AMF0 = 20;
 const TYPE_AGGREGATE = 22;
 
-class ProtocolError extends Error {}
+/** Bytes that are not RTMP as this server takes it. */
+class ProtocolError extends RelayError {
+	constructor(message: string) {
+		super('ERR_INVALID_RTMP', message);
+		this.name = 'ProtocolError';
+	}
+}
 
 interface ChunkStream {
 	timestamp: number;
