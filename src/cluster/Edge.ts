@@ -95,6 +95,8 @@ export class Edge {
 				logger: edge.#logger,
 			});
 			options.feeds.set(edge.#feed.key, edge.#feed);
+			// The stable producers are gone only with their router (its worker died): start afresh with the next viewer.
+			broadcast.on('sourceclosed', () => void edge.close('its feed was lost with its worker'));
 			broadcast.on('viewerleft', () => edge.checkIdle());
 			broadcast.on('viewerjoined', () => edge.checkIdle());
 			edge.#pulling = edge.#pull().finally(() => (edge.#pulling = undefined));
