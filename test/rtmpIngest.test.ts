@@ -113,6 +113,27 @@ describe('RTMP ingest', () => {
 		expect(server.closed).toBe(true);
 	});
 
+	it('a second publisher is refused while the first sends; once the first goes silent (a half-open connection), a new one takes over', async () => {
+		const { relay, live, server } = await setUp();
+		const url = `rtmp://127.0.0.1:${server.port}/live/taken?key=${STREAM_KEY}`;
+		const first = publish(url, { audio: false });
+		await waitUntil(() => relay.broadcasts.get('taken')?.live === true, 15_000, 'broadcast live');
+		const second = publish(url, { audio: false });
+		expect(await second.exited).not.toBe(0);
+		expect(second.stderr).toMatch(/already has a publisher/);
+		expect(live.feed('taken')!.stats.publishers).toBe(1);
+		// SIGSTOP: the first publisher's TCP connection stays open but nothing comes, as when its network vanished.
+		first.child.kill('SIGSTOP');
+		await sleep(3500);
+		const third = publish(url, { audio: false });
+		await waitUntil(() => live.feed('taken')!.stats.publishers === 2, 10_000, 'the new publisher to take over');
+		await waitUntil(() => server.connections === 1, 5000, "the silent publisher's connection to be closed");
+		expect(live.feed('taken')!.stats.resumed).toBe(0);
+		const sent = live.feed('taken')!.stats.videoFramesSent;
+		await waitUntil(() => live.feed('taken')!.stats.videoFramesSent > sent + 10, 10_000, 'video from the new publisher');
+		expect(third.child.exitCode).toBeNull();
+	});
+
 	it('many stream keys on one port: two publishers, two broadcasts, each with its own viewer', async () => {
 		const { relay, server } = await setUp();
 		publish(`rtmp://127.0.0.1:${server.port}/live/one?key=${STREAM_KEY}`, { audio: false });

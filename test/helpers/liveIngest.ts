@@ -38,7 +38,7 @@ export function liveIngestFor(relay: Relay, options: { graceMs?: number; logger?
 }
 
 export async function rtmpServerFor(live: LiveIngest, logger = testLogger()): Promise<RtmpServer> {
-	return RtmpServer.create({ host: '127.0.0.1', port: 0, onPublish: (request) => live.publishRtmp(request), logger, publishTimeoutMs: 3000, idleTimeoutMs: 5000 });
+	return RtmpServer.create({ host: '127.0.0.1', port: 0, onPublish: (request) => live.publishRtmp(request), logger, publishTimeoutMs: 3000, idleTimeoutMs: 10_000 });
 }
 
 /** FFmpeg's arguments for a test pattern with a sine tone, H264 (libx264, a keyframe every `gop` frames) and AAC. */

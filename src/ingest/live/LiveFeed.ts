@@ -169,6 +169,8 @@ export class LiveFeed extends EventEmitter<LiveFeedEvents> {
 	attach(publisher: FeedPublisher): void {
 		if (this.#closed) throw new ClosedError(`the live feed of broadcast ${this.broadcast.id}`);
 		const previous = this.#turn;
+		// Detached first: its disconnect ends its session, whose end() must not start a grace period.
+		this.#turn = undefined;
 		if (previous) this.#endTurn(previous, `replaced by ${publisher.label}`);
 		const resumed = this.#graceTimer !== undefined;
 		clearTimeout(this.#graceTimer);
