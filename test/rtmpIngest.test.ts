@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClosedError } from '../src/errors.js';
 import type { LiveIngest } from '../src/ingest/live/LiveIngest.js';
 import type { RtmpServer } from '../src/ingest/rtmp/RtmpServer.js';
-import { mediaChildren, sleep, useRelayFixture } from './helpers/fixture.js';
+import { ENGINES, mediaChildren, sleep, useRelayFixture, type Engine } from './helpers/fixture.js';
 import { FfmpegPublisher, liveIngestFor, rtmpServerFor, STREAM_KEY, waitUntil } from './helpers/liveIngest.js';
 
 describe('RTMP ingest', () => {
@@ -17,9 +17,9 @@ describe('RTMP ingest', () => {
 		for (const live of owned.ingests.splice(0)) live.close();
 	});
 
-	async function setUp(graceMs?: number) {
+	async function setUp(graceMs?: number, engine?: Engine) {
 		const relay = await fixture.relay();
-		const live = liveIngestFor(relay, { graceMs });
+		const live = liveIngestFor(relay, { graceMs, engine });
 		owned.ingests.push(live);
 		const server = await rtmpServerFor(live);
 		owned.servers.push(server);
@@ -32,8 +32,8 @@ describe('RTMP ingest', () => {
 		return publisher;
 	}
 
-	it('FFmpeg publishes H264/AAC; a werift viewer gets video and Opus audio; the publisher is never asked for a keyframe', async () => {
-		const { relay, live, server } = await setUp();
+	it.each(ENGINES)('FFmpeg publishes H264/AAC; a werift viewer gets video and Opus audio; the publisher is never asked for a keyframe (%s engine)', async (engine) => {
+		const { relay, live, server } = await setUp(undefined, engine);
 		const publisher = publish(`rtmp://127.0.0.1:${server.port}/live/keynote?key=${STREAM_KEY}`);
 		await waitUntil(() => relay.broadcasts.get('keynote')?.live === true, 15_000, 'broadcast live');
 		const liveAt = performance.now();
@@ -42,13 +42,14 @@ describe('RTMP ingest', () => {
 		await viewer.waitFor(() => viewer.frames > 0, 15_000, 'first frame');
 		const firstFrameAt = performance.now();
 		await viewer.waitFor(() => viewer.frames >= 30 && viewer.audioPackets >= 50, 15_000, 'frames and audio');
-		console.log(`RTMP publish to live: ${Math.round(liveAt - publisher.startedAt)} ms; publish to first frame at a viewer that joined then: ${Math.round(firstFrameAt - publisher.startedAt)} ms`);
+		console.log(`RTMP (${engine} engine) publish to live: ${Math.round(liveAt - publisher.startedAt)} ms; publish to first frame at a viewer that joined then: ${Math.round(firstFrameAt - publisher.startedAt)} ms`);
 		const feed = live.feed('keynote')!;
 		console.log('RTMP feed', feed.stats, 'keyframe requests', broadcast.stats.keyframeRequests, 'engine upstream', broadcast.reencoder('video')!.stats.upstreamKeyframeRequests);
 		expect(feed.stats.videoFramesSent).toBeGreaterThan(0);
 		expect(feed.stats.audioPacketsSent).toBeGreaterThan(0);
 		expect(viewer.decodableFrameTimes.length).toBeGreaterThan(20);
-		expect(broadcast.reencoder('video')!.stats.upstreamKeyframeRequests).toBe(0);
+		// The FFmpeg engine does not count its requests; what reaches the publisher's producer is counted for both.
+		expect(broadcast.reencoder('video')!.stats.upstreamKeyframeRequests ?? 0).toBe(0);
 		expect(broadcast.stats.keyframeRequests.forwardedUpstream).toBe(0);
 	});
 

@@ -13,12 +13,12 @@ export const SMALL = { width: 320, height: 180, fps: 15, bitrateKbps: 300, keyfr
 export const testLogger = () => pino({ level: process.env.LOG_LEVEL ?? 'silent' });
 
 /** A LiveIngest on `relay` that takes STREAM_KEY only, creating broadcasts it does not find (relay mode, small). */
-export function liveIngestFor(relay: Relay, options: { graceMs?: number; logger?: ReturnType<typeof testLogger> } = {}): LiveIngest {
+export function liveIngestFor(relay: Relay, options: { graceMs?: number; logger?: ReturnType<typeof testLogger>; engine?: 'libav' | 'ffmpeg' } = {}): LiveIngest {
 	return new LiveIngest({
 		withBroadcast: async (id, use) => {
 			const existing = relay.broadcasts.get(id);
 			if (existing) return use(existing, false);
-			const created = await relay.createBroadcast({ id, engine: 'libav', video: SMALL });
+			const created = await relay.createBroadcast({ id, engine: options.engine ?? 'libav', video: SMALL });
 			try {
 				return await use(created, true);
 			} catch (error) {
