@@ -4,9 +4,9 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClosedError } from '../src/errors.js';
 import type { LiveIngest } from '../src/ingest/live/LiveIngest.js';
-import type { RtmpServer } from '../src/ingest/rtmp/RtmpServer.js';
+import { RtmpServer } from '../src/ingest/rtmp/RtmpServer.js';
 import { ENGINES, mediaChildren, sleep, useRelayFixture, type Engine } from './helpers/fixture.js';
-import { FfmpegPublisher, liveIngestFor, rtmpServerFor, STREAM_KEY, waitUntil } from './helpers/liveIngest.js';
+import { FfmpegPublisher, liveIngestFor, rtmpServerFor, STREAM_KEY, testLogger, waitUntil } from './helpers/liveIngest.js';
 
 describe('RTMP ingest', () => {
 	const fixture = useRelayFixture();
@@ -189,6 +189,13 @@ describe('RTMP ingest: bad input is refused or closed, nothing leaks', () => {
 		expect(reasons()).toMatch(/publish refused: the stream key is not valid/);
 		expect(reasons()).toMatch(/publish refused: no stream key/);
 		expect(reasons()).toMatch(/publish refused: application "other" is not served/);
+	});
+
+	it('a port in use is a configuration error that says what to change', async () => {
+		const { live, server } = await setUp();
+		await expect(RtmpServer.create({ host: '127.0.0.1', port: server.port, onPublish: (r) => live.publishRtmp(r), logger: testLogger() })).rejects.toThrow(
+			new RegExp(`127\\.0\\.0\\.1:${server.port}: the port is in use; set rtmp\\.port`),
+		);
 	});
 
 	it('garbage bytes, HTTP, a huge message header and a stalled handshake are closed; the server still takes a good publisher', async () => {

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LiveIngest } from '../src/ingest/live/LiveIngest.js';
-import type { SrtListener } from '../src/ingest/srt/SrtListener.js';
+import { SrtListener } from '../src/ingest/srt/SrtListener.js';
 import { mediaChildren, sleep, useRelayFixture } from './helpers/fixture.js';
-import { FfmpegPublisher, freeUdpPort, liveIngestFor, srtListenerFor, STREAM_KEY, waitUntil } from './helpers/liveIngest.js';
+import { FfmpegPublisher, freeUdpPort, liveIngestFor, srtListenerFor, STREAM_KEY, testLogger, waitUntil } from './helpers/liveIngest.js';
 
 const PASSPHRASE = 'srt-test-passphrase';
 
@@ -103,6 +103,23 @@ describe('SRT ingest (listener mode, FFmpeg with libsrt)', () => {
 		publish(`srt://127.0.0.1:${port}?streamid=${encodeURIComponent(`publish:srtcast:${STREAM_KEY}`)}&passphrase=${PASSPHRASE}`);
 		await waitUntil(() => relay.broadcasts.get('srtcast')?.live === true, 20_000, 'broadcast live after the refusals');
 		expect(mediaChildren().length).toBeGreaterThan(0);
+	});
+
+	it('an FFmpeg without libsrt, or a port in use, is a configuration error at start (nothing left running)', async () => {
+		const relay = await fixture.relay();
+		const live = liveIngestFor(relay);
+		owned.ingests.push(live);
+		const port = await freeUdpPort();
+		await expect(SrtListener.create({ ffmpegPath: '/bin/false', host: '127.0.0.1', port, latencyMs: 120, onPublish: (r) => live.publishSrt(r), logger: testLogger() })).rejects.toThrow(
+			/has no SRT support \(libsrt\)/,
+		);
+		const holder = createSocket('udp4');
+		await new Promise<void>((resolve) => holder.bind({ address: '127.0.0.1', port }, () => resolve()));
+		try {
+			await expect(srtListenerFor(live, { port })).rejects.toThrow(/the UDP port is in use; set srt\.port/);
+		} finally {
+			holder.close();
+		}
 	});
 
 	it('garbage datagrams to the port do not stop it (a good caller gets in after); close() leaves no FFmpeg behind', async () => {

@@ -9,7 +9,7 @@
  * Limit, from FFmpeg's libsrt listener: one caller at a time per port. A second
  * caller while one publishes is not answered until the first has left.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
@@ -84,6 +84,7 @@ export class SrtListener {
 		if (options.passphrase !== undefined && (options.passphrase.length < 10 || options.passphrase.length > 79)) {
 			throw new InvalidOptionError('srt.passphrase must be 10 to 79 characters (SRT refuses others)');
 		}
+		await checkSrtSupport(options.ffmpegPath);
 		await checkUdpPortFree(options.host, options.port);
 		const listener = new SrtListener(options);
 		listener.#spawn();
@@ -230,5 +231,16 @@ async function checkUdpPortFree(host: string, port: number): Promise<void> {
 				resolve();
 			}
 		});
+	}
+}
+
+/** Fails with a configuration error when the FFmpeg binary was built without libsrt (ffmpeg-static builds, some distributions). */
+async function checkSrtSupport(ffmpegPath: string): Promise<void> {
+	const output = await new Promise<string>((resolve) => {
+		execFile(ffmpegPath, ['-hide_banner', '-protocols'], { timeout: 10_000 }, (error, stdout) => resolve(error ? '' : stdout));
+	});
+	const input = output.split(/Output:/)[0] ?? '';
+	if (!/^\s*srt\s*$/m.test(input)) {
+		throw new InvalidOptionError(`the FFmpeg at ${ffmpegPath} has no SRT support (libsrt) or does not run; install Debian's ffmpeg (it has libsrt) and point ffmpegPath at it, or turn srt.enabled off`);
 	}
 }
