@@ -1,3 +1,4 @@
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BROADCAST, children, clusterView, eventually, freePort, kill, publish, RedisProcess, startNode, useRtcPorts, Viewer, type NodeProcess } from './helpers/cluster.js';
 import { WeriftPublisher } from './helpers/weriftPublisher.js';
@@ -47,6 +48,22 @@ describe('cluster: pull tree and broadcast end', () => {
 		expect(entry.tree).toEqual({ node: 'a', viewers: 0, children: [{ node: 'b', viewers: 1, children: [{ node: 'c', viewers: 1, children: [] }] }] });
 		expect(view.pulls.pulling).toEqual([{ broadcast: BROADCAST, upstream: 'b', origin: 'a', live: true, pipes: 2 }]);
 	}, 60_000);
+
+	it('the dashboard shows the cluster: every node and the pull tree', async () => {
+		const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+		try {
+			const page = await browser.newPage();
+			await page.goto(`${nodes.c!.url}/`);
+			await page.waitForSelector('#cluster:not([hidden]) #cluster-nodes tbody tr', { timeout: 10_000 });
+			const rows = await page.locator('#cluster-nodes tbody tr td:first-child').allTextContents();
+			expect(rows.map((r) => r.replace('● ', ''))).toEqual(['a', 'b', 'c']);
+			expect(rows.find((r) => r.startsWith('● '))).toBe('● c');
+			const trees = await page.locator('#cluster-trees').textContent();
+			expect(trees).toMatch(/show \(origin a\)\n {2}a \(0 viewers\)\n {4}└ b \(1 viewers\)\n {6}└ c \(1 viewers\)/);
+		} finally {
+			await browser.close();
+		}
+	}, 30_000);
 
 	it('the broadcast ends at its origin: every edge closes its pull, its broadcast and its viewers', async () => {
 		const deleted = await fetch(`${nodes.a!.url}/api/broadcasts/${BROADCAST}`, { method: 'DELETE' });
