@@ -232,9 +232,11 @@ describe('RTMP ingest: bad input is refused or closed, nothing leaks', () => {
 		expect(reasons()).toMatch(/not valid RTMP: a message of 16777215 bytes is larger than/);
 		expect(reasons()).toMatch(/did not start publishing within 3000 ms/);
 
-		const good = FfmpegPublisher.rtmp(`rtmp://127.0.0.1:${server.port}/live/after?key=${STREAM_KEY}`, { audio: false });
+		// The key as the stream name (OBS: Server rtmp://host/live/after, Stream Key = the key).
+		const good = FfmpegPublisher.rtmp(`rtmp://127.0.0.1:${server.port}/live/after/${STREAM_KEY}`, { audio: false });
 		owned.publishers.push(good);
 		await waitUntil(() => relay.broadcasts.get('after')?.live === true, 15_000, 'a good publisher after the bad ones');
+		expect(JSON.stringify(logs)).not.toContain(STREAM_KEY);
 	});
 
 	it('an unsupported codec (Sorenson H.263 video, MP3 audio) is refused with a reason; the broadcast made for it is closed, no engine is left', async () => {

@@ -4,7 +4,7 @@ import { Amf0Error, decodeAmf0, encodeAmf0 } from '../../src/ingest/live/amf0.js
 import { FlvMediaParser, FlvStreamReader, UnsupportedMediaError } from '../../src/ingest/live/flv.js';
 import { serverHandshake } from '../../src/ingest/rtmp/handshake.js';
 import { rtmpTarget } from '../../src/ingest/rtmp/streamName.js';
-import { srtTarget } from '../../src/ingest/srt/streamId.js';
+import { redactStreamId, srtTarget } from '../../src/ingest/srt/streamId.js';
 
 const SPS = Buffer.from([0x67, 0x64, 0x00, 0x1f, 0xac]);
 const PPS = Buffer.from([0x68, 0xee, 0x3c, 0x80]);
@@ -123,6 +123,14 @@ describe('which broadcast a publish names', () => {
 		expect(srtTarget('#!::r=keynote,m=request')).toMatchObject({ error: expect.stringMatching(/mode "request" is not served/) });
 		expect(srtTarget('read:keynote')).toMatchObject({ error: expect.stringMatching(/publishers only/) });
 		expect(srtTarget('')).toMatchObject({ error: expect.stringMatching(/no streamid/) });
+	});
+
+	it('SRT streamids in log lines have their key redacted', () => {
+		expect(redactStreamId('#!::r=keynote,m=publish,s=K1')).toBe('#!::r=keynote,m=publish,s=[redacted]');
+		expect(redactStreamId('#!::s=K1,r=keynote')).toBe('#!::s=[redacted],r=keynote');
+		expect(redactStreamId('publish:keynote:K:2')).toBe('publish:keynote:[redacted]');
+		expect(redactStreamId('publish%3Akeynote%3AK3')).toBe('publish:keynote:[redacted]');
+		expect(redactStreamId('keynote')).toBe('keynote');
 	});
 });
 

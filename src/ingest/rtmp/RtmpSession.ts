@@ -420,7 +420,8 @@ export class RtmpSession extends EventEmitter<RtmpSessionEvents> {
 				this.#sink = sink;
 				this.#publishStreamId = streamId;
 				this.#sendStatus(streamId, 'status', 'NetStream.Publish.Start', `${request.app}/${streamName} is now published.`);
-				this.#logger.info({ app: request.app, stream: streamName }, 'RTMP publish started');
+				// With app live/<broadcast>, the stream name is the key: it stays out of the log.
+				this.#logger.info({ app: request.app, stream: request.app.includes('/') ? '[redacted]' : streamName }, 'RTMP publish started');
 			},
 			(error: unknown) => {
 				this.#deciding = false;

@@ -17,6 +17,7 @@ import { InvalidOptionError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { FlvStreamReader } from '../live/flv.js';
 import type { LiveSink } from '../rtmp/RtmpSession.js';
+import { redactStreamId } from './streamId.js';
 
 export interface SrtListenerOptions {
 	ffmpegPath: string;
@@ -128,7 +129,7 @@ export class SrtListener {
 		const end = (reason: string, level: 'info' | 'warn' = 'info'): void => {
 			if (ended) return;
 			ended = true;
-			if (streamId !== undefined) this.#logger[level]({ streamId, reason }, 'SRT caller ended');
+			if (streamId !== undefined) this.#logger[level]({ streamId: redactStreamId(streamId), reason }, 'SRT caller ended');
 			const current = sink;
 			sink = undefined;
 			current?.end(reason);
@@ -155,7 +156,7 @@ export class SrtListener {
 						return;
 					}
 					sink = accepted;
-					this.#logger.info({ streamId: id }, 'SRT publish started');
+					this.#logger.info({ streamId: redactStreamId(id) }, 'SRT publish started');
 					const held = early;
 					early = [];
 					for (const chunk of held) feed(chunk);
@@ -173,12 +174,13 @@ export class SrtListener {
 			early.push(chunk);
 		});
 		createInterface({ input: child.stderr! }).on('line', (line) => {
-			stderrTail.push(line);
+			// FFmpeg names its input URL in errors: the passphrase stays out of the log.
+			stderrTail.push(line.replace(/passphrase=[^&\s]*/g, 'passphrase=[redacted]'));
 			if (stderrTail.length > 8) stderrTail.shift();
 			const match = STREAM_ID.exec(line);
 			if (match) return decide(match[1]!);
 			if (/not compatible with flv|Could not write header|Unsupported codec|codec not currently supported/i.test(line)) {
-				end(`the caller's stream cannot be taken (${line.trim().slice(0, 160)}); send H264 video and AAC audio in MPEG-TS`, 'warn');
+				end(`the caller's stream cannot be taken (${stderrTail.at(-1)!.trim().slice(0, 160)}); send H264 video and AAC audio in MPEG-TS`, 'warn');
 			}
 		});
 		child.on('error', (error) => this.#logger.error({ err: error }, 'SRT listener FFmpeg failed to start'));

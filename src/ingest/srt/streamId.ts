@@ -40,3 +40,14 @@ function safeDecode(text: string): string {
 		return text;
 	}
 }
+
+/** The streamid for a log line: the key (`s=` or the third `publish:` field) replaced. */
+export function redactStreamId(streamId: string): string {
+	const decoded = /%[0-9A-Fa-f]{2}/.test(streamId) ? safeDecode(streamId) : streamId;
+	if (decoded.startsWith('#!::')) return decoded.replace(/([,:]s=)[^,]*/, '$1[redacted]');
+	if (decoded.startsWith('publish:')) {
+		const [mode, id, ...key] = decoded.split(':');
+		return key.length > 0 ? `${mode}:${id}:[redacted]` : decoded;
+	}
+	return decoded;
+}
