@@ -112,6 +112,8 @@ export class RtmpSession extends EventEmitter<RtmpSessionEvents> {
 	#state: State = 'c0';
 	#buffer: Buffer = Buffer.alloc(0);
 	#inChunkSize = 128;
+	/** Ours: RTMP's default until connect, where we announce OUT_CHUNK_SIZE. */
+	#outChunkSize = 128;
 	#chunkStreams = new Map<number, ChunkStream>();
 	#pendingBytes = 0;
 	#bytesIn = 0;
@@ -446,8 +448,6 @@ export class RtmpSession extends EventEmitter<RtmpSessionEvents> {
 			this.#sendControl(TYPE_ACK, ack);
 		}
 	}
-
-	#outChunkSize = 128;
 
 	#sendControl(typeId: number, body: Buffer): void {
 		this.#sendMessage(2, typeId, 0, body);
