@@ -84,7 +84,7 @@ export class Audience extends EventEmitter<AudienceEvents> {
 	async join<T extends ViewerTransport, R>(plan: JoinPlan<T, R>, layers?: { preferred?: number }): Promise<{ viewer: Viewer; result: R }> {
 		if (this.#closed) throw new ClosedError('broadcast audience');
 		const fanOut = this.#fanOut;
-		const placement = fanOut.assign(plan.payloadTypes, plan.tracks.length);
+		const placement = fanOut.assign(plan.payloadTypes, plan.tracks.length, plan.extensionIds);
 		const { entry: _entry, worker: _worker, ...kept } = placement;
 		let transport: T | undefined;
 		try {

@@ -46,6 +46,8 @@ export interface ViewerRouter {
 	readonly workerIndex: number;
 	readonly profile: string;
 	readonly payloadTypes: Readonly<Partial<Record<CodecName, number>>>;
+	/** Header extension ids by URI its consumers are negotiated with (a WebRTC viewer's own); empty: mediasoup's. */
+	readonly extensionIds: Readonly<Record<string, number>>;
 	/** Consumers placed on it (reserved before they exist, so concurrent joins never overfill). The one consumer tally. */
 	consumers: number;
 	/** Times a producer was piped into this router; one per published track. */
@@ -138,10 +140,14 @@ export class FanOut {
 	 * Places a viewer that needs `consumers` consumers and receives with the given
 	 * payload types per codec. Throws CapacityExceededError when every worker is full.
 	 */
-	assign(payloadTypes: Partial<Record<CodecName, number>>, consumers: number): ViewerPlacement & { entry: ViewerRouter; worker: ms.Worker } {
+	assign(payloadTypes: Partial<Record<CodecName, number>>, consumers: number, extensionIds: Record<string, number> = {}): ViewerPlacement & { entry: ViewerRouter; worker: ms.Worker } {
 		if (this.#closed) throw new ClosedError('fan-out');
 		const { pool, budget, workerConsumers } = this.#options;
-		const profile = payloadProfileKey(Object.fromEntries(this.#tracks.map((t) => [t.codec, payloadTypes[t.codec] ?? 'any'])));
+		// A router serves one payload-type and header-extension-id profile: its consumers send with those.
+		const profile = payloadProfileKey({
+			...Object.fromEntries(this.#tracks.map((t) => [t.codec, payloadTypes[t.codec] ?? 'any'])),
+			...Object.fromEntries(Object.entries(extensionIds).map(([uri, id]) => [`ext:${uri}`, id])),
+		});
 		const decision = placeViewer(
 			pool.slots.map((s) => ({ slot: s.index, alive: !s.worker.died && !s.worker.closed, consumers: workerConsumers(s.index) })),
 			[...this.#routers.values()].map((r) => ({ id: r.id, slot: r.workerIndex, consumers: r.consumers, profile: r.profile })),
@@ -153,7 +159,7 @@ export class FanOut {
 				`no worker has room for ${consumers} more consumers (budget ${budget.consumersPerWorker} per worker, ${budget.consumersPerRouter} per router); add workers or hosts, or raise the budget`,
 			);
 		}
-		const entry = decision.kind === 'existing' ? this.#routers.get(decision.routerId)! : this.#openRouter(decision.slot, profile, payloadTypes);
+		const entry = decision.kind === 'existing' ? this.#routers.get(decision.routerId)! : this.#openRouter(decision.slot, profile, payloadTypes, extensionIds);
 		entry.consumers += consumers;
 		this.#stopIdling(entry);
 		const worker = pool.slot(entry.workerIndex).worker;
@@ -200,13 +206,15 @@ export class FanOut {
 		this.#logger.debug({ routerId: entry.id, workerIndex: entry.workerIndex, profile: entry.profile, why }, 'viewer router closed');
 	}
 
-	#openRouter(workerIndex: number, profile: string, payloadTypes: Partial<Record<CodecName, number>>): RouterEntry {
+	#openRouter(workerIndex: number, profile: string, payloadTypes: Partial<Record<CodecName, number>>, extensionIds: Record<string, number>): RouterEntry {
 		const { worker } = this.#options.pool.slot(workerIndex);
 		// Codecs pinned to the viewer's payload types; a track without one takes the router's default.
 		const mediaCodecs = this.#tracks.map((t) => routerCodec(t.codec, payloadTypes[t.codec]));
 		const id = randomUUID();
-		const router = worker.createRouter({ mediaCodecs, appData: { broadcastId: this.#options.broadcastId, viewerRouter: id } });
-		const entry: RouterEntry = { id, workerIndex, profile, payloadTypes, consumers: 0, pipesCreated: 0, router, pipes: new Map() };
+		const router = worker
+			.createRouter({ mediaCodecs, appData: { broadcastId: this.#options.broadcastId, viewerRouter: id } })
+			.then((r) => adoptExtensionIds(r, extensionIds));
+		const entry: RouterEntry = { id, workerIndex, profile, payloadTypes, extensionIds, consumers: 0, pipesCreated: 0, router, pipes: new Map() };
 		this.#routers.set(id, entry);
 		router.then(
 			(r) => {
@@ -287,4 +295,19 @@ export class FanOut {
 		this.#routers.clear();
 		this.#pipes.close();
 	}
+}
+
+/**
+ * Gives a viewer router the viewer's header extension ids, before anything is
+ * piped into it. mediasoup 3.12 takes a producer's consumable extension ids
+ * from its router's capabilities object when the producer is made, and a
+ * consumer's from those: so the pipe producers, and the viewers' consumers,
+ * carry the viewer's ids (the worker then sends with them: patch 0002).
+ * Extensions the viewer did not offer are dropped from the router's list.
+ */
+function adoptExtensionIds(router: ms.Router, ids: Readonly<Record<string, number>>): ms.Router {
+	if (Object.keys(ids).length === 0) return router;
+	const capabilities = router.rtpCapabilities;
+	capabilities.headerExtensions = (capabilities.headerExtensions ?? []).flatMap((ext) => (ids[ext.uri] !== undefined ? [{ ...ext, preferredId: ids[ext.uri]! }] : []));
+	return router;
 }

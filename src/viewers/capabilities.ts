@@ -51,6 +51,43 @@ export function viewerPayloadTypes(
 	return payloadTypes;
 }
 
+/** Header extensions mediasoup's workers write (and the viewer's ids for them decide how they are sent). */
+const SENDABLE_EXTENSIONS = new Set([
+	'urn:ietf:params:rtp-hdrext:sdes:mid',
+	'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+	'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+	'urn:ietf:params:rtp-hdrext:ssrc-audio-level',
+	'urn:3gpp:video-orientation',
+	'urn:ietf:params:rtp-hdrext:toffset',
+	'http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time',
+]);
+
+/**
+ * The viewer's own ids for the header extensions the relay sends, by URI. A
+ * WHEP viewer is the offerer, so it picks the ids, and a browser refuses an
+ * answer that changes them; the viewer's router takes these ids (see
+ * FanOut.assign), so its consumers are negotiated with them, and the worker
+ * sends each consumer's packets with them (worker patch 0002). Without
+ * transport-cc under the viewer's id there is no bandwidth estimation, and
+ * a simulcast ladder could not adapt. One-byte ids (1-14) only; a URI offered
+ * with two ids (audio and video apart) is left out.
+ */
+export function viewerExtensionIds(media: readonly OfferMedia[], tracks: readonly PublishedTrack[]): Record<string, number> {
+	const sections = sectionsFor(media, 'receive');
+	const ids: Record<string, number> = {};
+	const conflicting = new Set<string>();
+	for (const track of tracks) {
+		for (const ext of sections.get(track.kind)?.headerExtensions ?? []) {
+			const id = ext.preferredId;
+			if (!SENDABLE_EXTENSIONS.has(ext.uri) || id === undefined || id < 1 || id > 14) continue;
+			if (ids[ext.uri] !== undefined && ids[ext.uri] !== id) conflicting.add(ext.uri);
+			ids[ext.uri] = id;
+		}
+	}
+	for (const uri of conflicting) delete ids[uri];
+	return ids;
+}
+
 /**
  * The capabilities to consume with: the router's, narrowed to what the viewer
  * offered with the same payload types (RTX only when its payload type matches

@@ -6,7 +6,7 @@ import type { PublishedTrack } from '../fanout/FanOut.js';
 import type { Logger } from '../logger.js';
 import { buildAnswer, type AnswerSection } from '../sdp/buildAnswer.js';
 import { parseOffer, sectionsFor } from '../sdp/parseOffer.js';
-import { consumeCapabilities, viewerPayloadTypes } from './capabilities.js';
+import { consumeCapabilities, viewerExtensionIds, viewerPayloadTypes } from './capabilities.js';
 import type { Viewer, ViewerTransportOptions } from './Viewer.js';
 import { watchPeer } from './watchPeer.js';
 
@@ -22,6 +22,8 @@ export interface JoinPlan<T extends ViewerTransport, R> {
 	tracks: readonly PublishedTrack[];
 	/** Payload types per codec the viewer's router must use ({} when any will do). */
 	payloadTypes: Partial<Record<CodecName, number>>;
+	/** Header extension ids the viewer picked, by URI (a WebRTC offer); the viewer's router takes them. */
+	extensionIds?: Record<string, number>;
 	openTransport(router: ms.Router): Promise<T>;
 	/** How to consume the producer piped in for `track`, or undefined to skip the track. */
 	consumeOptions(router: ms.Router, track: PublishedTrack, producerId: string): ms.ConsumerOptions | undefined;
@@ -52,6 +54,7 @@ export function offerPlan(offerSdp: string, available: readonly PublishedTrack[]
 	return {
 		tracks,
 		payloadTypes: viewerPayloadTypes(offer.media, tracks),
+		extensionIds: viewerExtensionIds(offer.media, tracks),
 		...(options.firstKeyframeStallMs ? { firstKeyframeStallMs: options.firstKeyframeStallMs } : {}),
 		openTransport: (router) => webRtcTransport(router, options),
 		consumeOptions: (router, track, producerId) => ({ producerId, rtpCapabilities: consumeCapabilities(router.rtpCapabilities, sections.get(track.kind)!) }),

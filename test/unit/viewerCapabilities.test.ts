@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { UnsupportedCodecError } from '../../src/errors.js';
 import type { PublishedTrack } from '../../src/fanout/FanOut.js';
 import { parseOffer } from '../../src/sdp/parseOffer.js';
-import { viewerPayloadTypes } from '../../src/viewers/capabilities.js';
+import { viewerExtensionIds, viewerPayloadTypes } from '../../src/viewers/capabilities.js';
 
 const FINGERPRINT = 'AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99';
 
@@ -78,5 +78,36 @@ describe('a viewer offering a codec the broadcast sends, but not as it sends it 
 			[100, 102],
 		);
 		expect(viewerPayloadTypes(parseOffer(offer).media, [track('H264')])).toEqual({ H264: 102 });
+	});
+});
+
+describe('the header extension ids a viewer picked', () => {
+	it("takes the viewer's ids for the extensions the relay sends, by URI (Chromium's: transport-cc 4, abs-send-time 2, mid 9)", () => {
+		const offer = videoOffer(
+			[
+				'a=rtpmap:96 VP8/90000',
+				'a=extmap:1 urn:ietf:params:rtp-hdrext:toffset',
+				'a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+				'a=extmap:3 urn:3gpp:video-orientation',
+				'a=extmap:4 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+				'a=extmap:5 http://www.webrtc.org/experiments/rtp-hdrext/playout-delay',
+				'a=extmap:9 urn:ietf:params:rtp-hdrext:sdes:mid',
+				'a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id',
+			],
+			[96],
+		);
+		expect(viewerExtensionIds(parseOffer(offer).media, [track('VP8')])).toEqual({
+			'urn:ietf:params:rtp-hdrext:toffset': 1,
+			'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time': 2,
+			'urn:3gpp:video-orientation': 3,
+			'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01': 4,
+			'urn:ietf:params:rtp-hdrext:sdes:mid': 9,
+		});
+	});
+
+	it('leaves out two-byte ids (above 14) and extensions of sections the viewer does not receive', () => {
+		const offer = videoOffer(['a=rtpmap:96 VP8/90000', 'a=extmap:20 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', 'a=extmap:9 urn:ietf:params:rtp-hdrext:sdes:mid'], [96]);
+		expect(viewerExtensionIds(parseOffer(offer).media, [track('VP8')])).toEqual({ 'urn:ietf:params:rtp-hdrext:sdes:mid': 9 });
+		expect(viewerExtensionIds(parseOffer(offer).media, [track('opus')])).toEqual({});
 	});
 });

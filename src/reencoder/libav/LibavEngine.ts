@@ -229,10 +229,13 @@ export class LibavEngine extends EventEmitter<LibavEngineEvents> {
 			this.#restarts += 1;
 			try {
 				await this.#spawn();
-				for (const [kind, track] of this.#tracks) {
-					const wiring = await track.wiring(true);
-					if (this.#tracks.get(kind) === track) await this.#add(wiring);
-				}
+				// Every track at once: video and audio come back together, and sooner.
+				await Promise.all(
+					[...this.#tracks].map(async ([kind, track]) => {
+						const wiring = await track.wiring(true);
+						if (this.#tracks.get(kind) === track) await this.#add(wiring);
+					}),
+				);
 				this.#logger.info({ restarts: this.#restarts, pid: this.#child?.pid }, 'libav engine restarted');
 				this.emit('restarted', { restarts: this.#restarts, pid: this.#child?.pid });
 				return;
