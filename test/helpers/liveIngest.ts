@@ -102,12 +102,27 @@ export async function waitUntil(predicate: () => boolean, timeoutMs: number, wha
 	}
 }
 
-/** A free UDP port on loopback (bound and released). */
+/**
+ * A free UDP port on loopback (bound and released), from 50000-60999: outside the relay's default
+ * RTC range (40000-49999), which the service refuses for srt.port, and its FFmpeg range.
+ */
 export async function freeUdpPort(): Promise<number> {
 	const { createSocket } = await import('node:dgram');
-	const socket = createSocket('udp4');
-	await new Promise<void>((resolve) => socket.bind({ address: '127.0.0.1', port: 0 }, () => resolve()));
-	const port = socket.address().port;
-	await new Promise<void>((resolve) => socket.close(() => resolve()));
-	return port;
+	for (let attempt = 0; attempt < 50; attempt++) {
+		const port = 50_000 + Math.floor(Math.random() * 11_000);
+		const socket = createSocket('udp4');
+		const bound = await new Promise<boolean>((resolve) => {
+			socket.once('error', () => resolve(false));
+			socket.bind({ address: '127.0.0.1', port, exclusive: true }, () => resolve(true));
+		});
+		await new Promise<void>((resolve) => {
+			try {
+				socket.close(() => resolve());
+			} catch {
+				resolve();
+			}
+		});
+		if (bound) return port;
+	}
+	throw new Error('no free UDP port in 50000-60999');
 }
