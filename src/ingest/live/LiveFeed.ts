@@ -18,13 +18,16 @@ import type { Broadcast } from '../../Broadcast.js';
 import { ClosedError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { H264Packetizer, RtpSender } from '../../rtp/packetize.js';
-import { AacToOpus, OPUS_FRAME_SAMPLES } from './AacToOpus.js';
+// Type only: node-av (native, large) is loaded when the first AAC frame comes, not by whoever imports the relay.
+import type { AacToOpus } from './AacToOpus.js';
 import type { AudioFrame, LiveMedia, VideoAccessUnit } from './flv.js';
 
 const VIDEO_PAYLOAD_TYPE = 102;
 const AUDIO_PAYLOAD_TYPE = 111;
 /** Access units held while the first keyframe is awaited are none; after it, a backlog beyond this is dropped. */
 const MAX_AUDIO_BACKLOG = 50;
+/** 20 ms at 48 kHz: one Opus packet's RTP timestamp step (AacToOpus makes 20 ms packets). */
+const OPUS_FRAME_SAMPLES = 960;
 
 export interface LiveFeedOptions {
 	broadcast: Broadcast;
@@ -224,7 +227,7 @@ export class LiveFeed extends EventEmitter<LiveFeedEvents> {
 		if (!turn.audio || !turn.audio.config.equals(frame.config)) {
 			turn.audio?.transcoder.close();
 			const config = frame.config;
-			const opening = AacToOpus.create({ config, bitrateKbps: this.#options.audioBitrateKbps });
+			const opening = import('./AacToOpus.js').then(({ AacToOpus }) => AacToOpus.create({ config, bitrateKbps: this.#options.audioBitrateKbps }));
 			const audio: NonNullable<Turn['audio']> = { transcoder: undefined as unknown as AacToOpus, config, chain: Promise.resolve(), backlog: 0 };
 			audio.chain = opening.then(
 				(transcoder) => {
