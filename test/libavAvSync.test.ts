@@ -21,7 +21,9 @@ describe('libav engine: lip sync', () => {
 
 	it('audio is held back by the video pipeline latency: a click and its barcode frame arrive at a viewer within ±40 ms', async () => {
 		const relay = await fixture.relay();
-		const broadcast = await relay.createBroadcast({ id: 'lip-sync', engine: 'libav', video: { width: 1280, height: 720, fps: 30, bitrateKbps: 1500 } });
+		// One rendition: this is about lip sync on a starved core; a ladder's extra encodes there leave too few
+		// frames with readable barcodes (the benchmark measures A/V with the default ladder on an idle core).
+		const broadcast = await relay.createBroadcast({ id: 'lip-sync', engine: 'libav', video: { width: 1280, height: 720, fps: 30, bitrateKbps: 1500, layers: 1 } });
 		const broadcaster = new SyntheticBroadcaster({
 			clip: ensureClip(clipSpec),
 			audio: ensureClickClip({ seconds: clipSpec.seconds, fps: clipSpec.fps, clickEveryFrames }),

@@ -304,3 +304,26 @@ export function clickFixtureArgs(options: { seconds: number; periodSamples: numb
 		'-c:a', 'libopus', '-b:a', '48k', '-vbr', 'on', '-frame_duration', '20', '-application', 'lowdelay', '-f', 'ogg', output,
 	];
 }
+
+/** FFmpeg's arguments: SRT listener in, FLV (H264 copy, AAC copy) out on stdout. */
+export function srtListenerArgs(options: { host: string; port: number; passphrase?: string | undefined; latencyMs: number }): string[] {
+	const query = new URLSearchParams({ mode: 'listener', latency: String(options.latencyMs * 1000) });
+	if (options.passphrase) query.set('passphrase', options.passphrase);
+	const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+	return [
+		'-nostdin', '-hide_banner', '-nostats', '-loglevel', 'verbose',
+		// Start soon after the caller's first packets; the sequence headers come from the stream.
+		'-probesize', '500000', '-analyzeduration', '1000000',
+		'-f', 'mpegts', '-i', `srt://${host}:${options.port}?${query.toString()}`,
+		'-map', '0:v:0', '-map', '0:a:0?', '-c', 'copy',
+		// Each packet goes out at once. Without these, video came in bursts the engine skipped through: the muxer held
+		// video back to interleave it with audio (MPEG-TS callers pack up to ~0.4 s of AAC in one PES), and a pipe is
+		// written in 32 KB blocks. Audio and video need no interleaving here: the FLV reader takes each tag as it comes.
+		'-max_interleave_delta', '1', '-flush_packets', '1', '-f', 'flv', '-flvflags', 'no_duration_filesize', 'pipe:1',
+	];
+}
+
+/** FFmpeg's list of protocols (to tell whether it has srt). */
+export function ffmpegProtocolsArgs(): string[] {
+	return ['-hide_banner', '-protocols'];
+}

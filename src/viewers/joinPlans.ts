@@ -57,7 +57,13 @@ export function offerPlan(offerSdp: string, available: readonly PublishedTrack[]
 		extensionIds: viewerExtensionIds(offer.media, tracks),
 		...(options.firstKeyframeStallMs ? { firstKeyframeStallMs: options.firstKeyframeStallMs } : {}),
 		openTransport: (router) => webRtcTransport(router, options),
-		consumeOptions: (router, track, producerId) => ({ producerId, rtpCapabilities: consumeCapabilities(router.rtpCapabilities, sections.get(track.kind)!) }),
+		consumeOptions: (router, track, producerId) => {
+			const section = sections.get(track.kind)!;
+			// The consumer writes the offer's MID for its m-section (mediasoup would number consumers
+			// in consume order): with the viewer's header extension ids the MID extension is negotiated,
+			// and a browser demultiplexes a BUNDLE by it.
+			return { producerId, rtpCapabilities: consumeCapabilities(router.rtpCapabilities, section), mid: String(section.mid) };
+		},
 		async finish(transport, consumed) {
 			const answerSections = new Map<string, AnswerSection>();
 			for (const { track, consumer } of consumed) {

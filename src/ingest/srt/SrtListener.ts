@@ -18,6 +18,7 @@ import type { Logger } from '../../logger.js';
 import { FlvStreamReader } from '../live/flv.js';
 import type { LiveSink } from '../rtmp/RtmpSession.js';
 import { redactStreamId } from './streamId.js';
+import { ffmpegProtocolsArgs, srtListenerArgs } from '../../ffmpeg/args.js';
 
 export interface SrtListenerOptions {
 	ffmpegPath: string;
@@ -46,24 +47,6 @@ const STREAM_ID = /accept streamid \[(.*)\], length (\d+)/;
 const MAX_EARLY_BYTES = 4 * 1024 * 1024;
 const RESTART_MIN_MS = 200;
 const RESTART_MAX_MS = 5000;
-
-/** FFmpeg's arguments: SRT listener in, FLV (H264 copy, AAC copy) out on stdout. */
-export function srtListenerArgs(options: Pick<SrtListenerOptions, 'host' | 'port' | 'passphrase' | 'latencyMs'>): string[] {
-	const query = new URLSearchParams({ mode: 'listener', latency: String(options.latencyMs * 1000) });
-	if (options.passphrase) query.set('passphrase', options.passphrase);
-	const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-	return [
-		'-nostdin', '-hide_banner', '-nostats', '-loglevel', 'verbose',
-		// Start soon after the caller's first packets; the sequence headers come from the stream.
-		'-probesize', '500000', '-analyzeduration', '1000000',
-		'-f', 'mpegts', '-i', `srt://${host}:${options.port}?${query.toString()}`,
-		'-map', '0:v:0', '-map', '0:a:0?', '-c', 'copy',
-		// Each packet goes out at once. Without these, video came in bursts the engine skipped through: the muxer held
-		// video back to interleave it with audio (MPEG-TS callers pack up to ~0.4 s of AAC in one PES), and a pipe is
-		// written in 32 KB blocks. Audio and video need no interleaving here: the FLV reader takes each tag as it comes.
-		'-max_interleave_delta', '1', '-flush_packets', '1', '-f', 'flv', '-flvflags', 'no_duration_filesize', 'pipe:1',
-	];
-}
 
 export class SrtListener {
 	readonly #options: SrtListenerOptions;
@@ -239,7 +222,7 @@ async function checkUdpPortFree(host: string, port: number): Promise<void> {
 /** Fails with a configuration error when the FFmpeg binary was built without libsrt (ffmpeg-static builds, some distributions). */
 async function checkSrtSupport(ffmpegPath: string): Promise<void> {
 	const output = await new Promise<string>((resolve) => {
-		execFile(ffmpegPath, ['-hide_banner', '-protocols'], { timeout: 10_000 }, (error, stdout) => resolve(error ? '' : stdout));
+		execFile(ffmpegPath, ffmpegProtocolsArgs(), { timeout: 10_000 }, (error, stdout) => resolve(error ? '' : stdout));
 	});
 	const input = output.split(/Output:/)[0] ?? '';
 	if (!/^\s*srt\s*$/m.test(input)) {
