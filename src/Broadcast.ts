@@ -153,7 +153,11 @@ export class Broadcast extends EventEmitter<BroadcastEvents> {
 
 	/** Layers of the re-encoded video's simulcast ladder (1: a single rendition, or baseline mode). */
 	get layerCount(): number {
-		return this.options.mode === 'relay' ? this.options.video.ladder.length : 1;
+		// What viewers consume decides: the re-encoded ladder, or (baseline mode, a cluster edge's
+		// feed) a source that is simulcast itself.
+		const video = this.#audience.tracks.find((track) => track.kind === 'video');
+		const encodings = video?.producer.rtpParameters.encodings?.length;
+		return encodings ?? (this.options.mode === 'relay' ? this.options.video.ladder.length : 1);
 	}
 
 	/** The highest layer any viewer gets now (0: the lowest). */

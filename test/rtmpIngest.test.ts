@@ -97,7 +97,8 @@ describe('RTMP ingest', () => {
 	it('after the grace period the feed ends its sources; the broadcast stays (as after a WHIP publisher leaves)', async () => {
 		const { relay, live, server } = await setUp(1000);
 		const publisher = publish(`rtmp://127.0.0.1:${server.port}/live/gone?key=${STREAM_KEY}`);
-		await waitUntil(() => relay.broadcasts.get('gone')?.live === true, 15_000, 'broadcast live');
+		// Live, and video sent: a broadcast made for a publisher whose video never went out is closed with it (by design).
+		await waitUntil(() => relay.broadcasts.get('gone')?.live === true && (live.feed('gone')?.stats.videoFramesSent ?? 0) > 0, 15_000, 'broadcast live with video sent');
 		const feed = live.feed('gone')!;
 		await publisher.stop();
 		await waitUntil(() => live.feed('gone') === undefined, 5000, 'the feed to end after the grace period');

@@ -4,6 +4,8 @@ import type { types as ms } from 'mediasoup';
 import type { Broadcast } from '../Broadcast.js';
 import { ClosedError, InvalidOptionError, InvalidRtpParametersError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { isRtcp } from '../rtp/packet.js';
+import { buildSenderReport, parseRtcp } from '../rtp/rtcp.js';
 
 export interface EdgeFeedOptions {
 	/** The edge's broadcast (baseline mode), fed through the stable producers. */
@@ -170,8 +172,8 @@ export class EdgeFeed {
 
 	#onPacket(session: Session, packet: Buffer): void {
 		if (session.closed || packet.length < 12 || packet[0]! >> 6 !== 2) return;
-		// RTCP from the upstream (sender reports) shares the port (rtcp-mux): the producer makes its own.
-		if (packet[1]! >= 192 && packet[1]! <= 223) return;
+		// RTCP from the upstream shares the port (rtcp-mux).
+		if (isRtcp(packet)) return this.#onUpstreamRtcp(session, packet);
 		const mapped = session.byIncoming.get(packet.readUInt32BE(8));
 		if (!mapped || mapped.track.session !== session || mapped.track.producer.closed) return;
 		const { track, stream } = mapped;
@@ -192,6 +194,23 @@ export class EdgeFeed {
 		packet[1] = (packet[1]! & 0x80) | track.payloadType;
 		stream.last = { seq: outSeq, ts: outTs, at: now };
 		track.producer.send(packet);
+	}
+
+	/**
+	 * The upstream's sender reports, onto the stable streams (their SSRC, their RTP time), as a pipe
+	 * between routers carries them: the edge's viewers get reports that map RTP time to the origin's
+	 * wall clock (audio and video lined up by it), and mediasoup aligns the layers of a simulcast
+	 * producer by them when it switches a viewer.
+	 */
+	#onUpstreamRtcp(session: Session, packet: Buffer): void {
+		if (this.#closed) return;
+		for (const message of parseRtcp(packet)) {
+			if (message.type !== 'sr') continue;
+			const mapped = session.byIncoming.get(message.ssrc);
+			if (!mapped || mapped.track.session !== session || !mapped.stream.started || mapped.track.producer.closed) continue;
+			const { stream } = mapped;
+			this.#transport.sendRtcp(buildSenderReport(stream.ssrc, message.ntpMs, (message.rtpTimestamp + stream.tsOffset) >>> 0, message.packetCount, message.octetCount));
+		}
 	}
 
 	/** Keyframe requests for the stable producers (from the viewers): sent up the pipe for the layer's upstream SSRC. */

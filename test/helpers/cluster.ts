@@ -118,6 +118,8 @@ export class Viewer {
 	werift = new WeriftViewer();
 	node = '';
 	redirectedFrom?: string;
+	/** The WHEP session URL at the node it plays from. */
+	session = '';
 	async play(entry: NodeProcess, nodes: NodeProcess[]): Promise<void> {
 		await this.werift.close().catch(() => undefined);
 		this.werift = new WeriftViewer();
@@ -134,6 +136,7 @@ export class Viewer {
 			}
 			if (response.status !== 201) throw new Error(`WHEP at ${at.id}: ${response.status} ${await response.text()}`);
 			this.node = at.id;
+			this.session = new URL(response.headers.get('location')!, at.url).toString();
 			return response.text();
 		});
 	}
