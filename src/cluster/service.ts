@@ -7,6 +7,7 @@ import type { Relay } from '../Relay.js';
 import type { BroadcastCreator } from '../service/broadcasts.js';
 import type { ServiceConfig } from '../service/config.js';
 import { sendJsonError } from '../service/httpErrors.js';
+import { parseBody, pipeOpenBody, pipeProduceBody } from '../service/requestBodies.js';
 import type { SessionRegistry } from '../service/sessions.js';
 import { ClusterNode } from './ClusterNode.js';
 
@@ -41,18 +42,6 @@ export function redirectedHere(request: FastifyRequest): boolean {
 	return (request.query as Record<string, unknown> | undefined)?.hop !== undefined;
 }
 
-const pipeOpenBody = z.strictObject({ ip: z.string().min(1).max(64), port: z.number().int().min(1).max(65535) });
-const pipeProduceBody = z.strictObject({
-	kind: z.enum(['audio', 'video']),
-	rtpParameters: z.looseObject({ codecs: z.array(z.looseObject({})).min(1), encodings: z.array(z.looseObject({})).min(1) }),
-	paused: z.boolean().optional(),
-});
-
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-	const result = schema.safeParse(body);
-	if (!result.success) throw new InvalidOptionError(`${what}: ${formatIssues(result.error, 'body')}`);
-	return result.data;
-}
 
 const pullBody = z.strictObject({
 	broadcast: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
@@ -94,7 +83,7 @@ export function registerClusterRoutes(
 	app.post<Receive>(base, async (request, reply) => {
 		try {
 			const feed = cluster.feed(request.params.key, request.params.id);
-			const opened = await feed.openSession(parse(pipeOpenBody, request.body, 'pipe ingest body'));
+			const opened = await feed.openSession(parseBody(pipeOpenBody, request.body, 'pipe ingest body'));
 			const sessionUrl = `/api/cluster/receive/${encodeURIComponent(feed.key)}/api/broadcasts/${encodeURIComponent(request.params.id)}/pipe-ingest/${opened.id}`;
 			return reply.code(201).header('location', sessionUrl).send({ sessionUrl, ip: opened.ip, port: opened.port });
 		} catch (error) {
@@ -103,7 +92,7 @@ export function registerClusterRoutes(
 	});
 	app.post<Receive>(`${base}/:session/producers`, async (request, reply) => {
 		try {
-			const body = parse(pipeProduceBody, request.body, 'pipe producer body');
+			const body = parseBody(pipeProduceBody, request.body, 'pipe producer body');
 			const producer = await cluster.feed(request.params.key, request.params.id).produce(request.params.session, body as never);
 			return reply.code(201).send({ producerId: producer.id });
 		} catch (error) {

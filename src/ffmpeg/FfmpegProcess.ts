@@ -41,7 +41,7 @@ const NEEDS_KEYFRAME = /without a prior keyframe|Error while decoding|missing re
 
 // Linux's parent-death signal kills FFmpeg if this Node process is killed with
 // SIGKILL and never gets to clean up. setpriv (util-linux) sets it before exec.
-const SETPRIV = (() => {
+export const SETPRIV = (() => {
 	try {
 		accessSync('/usr/bin/setpriv', constants.X_OK);
 		return process.platform === 'linux' ? '/usr/bin/setpriv' : undefined;

@@ -40,11 +40,6 @@ export class ViewerLayers {
 		consumer.on('layerschange', (layers) => this.#changed(layers?.spatialLayer));
 	}
 
-	/** Layers of the ladder the consumer can get. */
-	get layerCount(): number {
-		return this.#layerCount;
-	}
-
 	/** What a consumer of this viewer is asked for at creation: the lower of the viewer's maximum and the ceiling. */
 	static target(ceiling: number, preferred: number | undefined): number {
 		return Math.min(preferred ?? ceiling, ceiling);

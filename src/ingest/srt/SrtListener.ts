@@ -10,7 +10,6 @@
  * caller while one publishes is not answered until the first has left.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { InvalidOptionError } from '../../errors.js';
@@ -19,6 +18,7 @@ import { FlvStreamReader } from '../live/flv.js';
 import type { LiveSink } from '../rtmp/RtmpSession.js';
 import { redactStreamId } from './streamId.js';
 import { ffmpegProtocolsArgs, srtListenerArgs } from '../../ffmpeg/args.js';
+import { SETPRIV } from '../../ffmpeg/FfmpegProcess.js';
 
 export interface SrtListenerOptions {
 	ffmpegPath: string;
@@ -33,14 +33,6 @@ export interface SrtListenerOptions {
 	logger: Logger;
 }
 
-const SETPRIV = (() => {
-	try {
-		accessSync('/usr/bin/setpriv', constants.X_OK);
-		return process.platform === 'linux' ? '/usr/bin/setpriv' : undefined;
-	} catch {
-		return undefined;
-	}
-})();
 
 const STREAM_ID = /accept streamid \[(.*)\], length (\d+)/;
 /** FLV bytes held while the publish is being decided. */

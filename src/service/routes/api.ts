@@ -1,15 +1,14 @@
-import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PipeIngest } from '../../Broadcast.js';
-import { InvalidOptionError, NotFoundError } from '../../errors.js';
-import { formatIssues } from '../../options.js';
+import { NotFoundError } from '../../errors.js';
 import type { Relay } from '../../Relay.js';
 import type { AccessPolicy } from '../../auth/AccessPolicy.js';
 import { authorizeRequest } from '../auth.js';
 import type { BroadcastCreator } from '../broadcasts.js';
 import type { ServiceConfig } from '../config.js';
 import { sendJsonError } from '../httpErrors.js';
+import { parseBody, pipeOpenBody, pipeProduceBody } from '../requestBodies.js';
 import type { SessionRegistry } from '../sessions.js';
 
 interface Context {
@@ -20,7 +19,6 @@ interface Context {
 	access: AccessPolicy;
 }
 
-const ip = z.string().refine((value) => isIP(value) !== 0, 'must be an IPv4 or IPv6 address');
 
 const rtpIngestBody = z.union([
 	z.strictObject({ sdp: z.string().min(1).max(64 * 1024) }),
@@ -42,21 +40,6 @@ const rtpIngestBody = z.union([
 /** The options are checked in full by the relay (unknown keys included); here only that they are an object. */
 const createBroadcastBody = z.record(z.string(), z.unknown());
 
-const pipeOpenBody = z.strictObject({ ip, port: z.number().int().min(1).max(65535) });
-const pipeProduceBody = z.strictObject({
-	kind: z.enum(['audio', 'video']),
-	// mediasoup validates the rest (and throws TypeError, answered 400 below).
-	rtpParameters: z.looseObject({ codecs: z.array(z.looseObject({})).min(1), encodings: z.array(z.looseObject({})).min(1) }),
-	paused: z.boolean().optional(),
-});
-
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-	const result = schema.safeParse(body);
-	if (!result.success) {
-		throw new InvalidOptionError(`${what}: ${formatIssues(result.error, 'body')}`);
-	}
-	return result.data;
-}
 
 type Id = { Params: { id: string } };
 
@@ -89,7 +72,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 			return reply.code(415).header('accept', 'application/json').send({ error: 'ERR_UNSUPPORTED_MEDIA_TYPE', message: 'send the broadcast options as Content-Type: application/json (or no body at all)' });
 		}
 		try {
-			const options = empty ? {} : parse(createBroadcastBody, request.body, 'broadcast options');
+			const options = empty ? {} : parseBody(createBroadcastBody, request.body, 'broadcast options');
 			const broadcast = await creator.create(options);
 			return reply.code(201).header('location', `/api/broadcasts/${broadcast.id}`).send(await broadcast.getStats());
 		} catch (error) {
@@ -119,7 +102,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 	app.post<Id>('/api/broadcasts/:id/rtp-ingest', async (request, reply) => {
 		if (!(await authorizeRequest(request, reply, access, ingest(request.params.id), 'ingest'))) return reply;
 		try {
-			const body = parse(rtpIngestBody, request.body, 'RTP ingest body');
+			const body = parseBody(rtpIngestBody, request.body, 'RTP ingest body');
 			const broadcast = relay.broadcast(request.params.id);
 			const endpoints = await broadcast.ingestRtp('sdp' in body ? { sdp: body.sdp } : body.streams);
 			return reply.code(201).send({ endpoints });
@@ -131,7 +114,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 	app.post<Id>('/api/broadcasts/:id/pipe-ingest', async (request, reply) => {
 		if (!(await authorizeRequest(request, reply, access, ingest(request.params.id), 'ingest'))) return reply;
 		try {
-			const remote = parse(pipeOpenBody, request.body, 'pipe ingest body');
+			const remote = parseBody(pipeOpenBody, request.body, 'pipe ingest body');
 			const broadcast = relay.broadcast(request.params.id);
 			const pipe = await broadcast.openPipeIngest(remote);
 			const session = sessions.create('pipe', broadcast.id, () => pipe.close(), pipe);
@@ -148,7 +131,7 @@ export function registerApi(app: FastifyInstance, { relay, sessions, config, cre
 		try {
 			const session = sessions.get('pipe', request.params.id, request.params.session);
 			if (!session) throw new NotFoundError('no such pipe ingest session; open one with POST .../pipe-ingest');
-			const body = parse(pipeProduceBody, request.body, 'pipe producer body');
+			const body = parseBody(pipeProduceBody, request.body, 'pipe producer body');
 			const producer = await (session.data as PipeIngest).produce(body as never);
 			return reply.code(201).send({ producerId: producer.id });
 		} catch (error) {
