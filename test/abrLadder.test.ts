@@ -252,6 +252,16 @@ describe('bandwidth estimation picks the layer: Chromium viewers over WHEP', () 
 			const viewersNow = [...broadcast.viewers.values()].map((v) => v.info.layers?.current);
 			console.log(`Chromium ABR: limited viewer picture sizes every 0.5 s ${samples.join(' ')}; settled after ${Math.round(settledMs)} ms; relay layers ${JSON.stringify(viewersNow)}; proxy queue drops ${proxies[0]?.queueDropped}`);
 			expect(settledMs).toBeLessThan(10_000);
+			// Settled means done stepping down: every viewer on a layer, no switch for 1.5 s (bounded).
+			const switches = (): string => [...broadcast.viewers.values()].map((v) => `${v.layers?.info.current}/${v.layers?.info.switches}`).join(' ');
+			for (let last = switches(), stableSince = performance.now(), until = performance.now() + 6000; performance.now() < until; ) {
+				await sleep(250);
+				const now = switches();
+				if (now !== last || now.includes('null')) {
+					last = now;
+					stableSince = performance.now();
+				} else if (performance.now() - stableSince >= 1500) break;
+			}
 			const limitedBefore = await inbound(limited);
 			const freeBefore = await inbound(free);
 			await sleep(3000);
